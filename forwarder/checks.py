@@ -1,0 +1,68 @@
+"""``forwarder check``: validate the config and reach every part, one line per finding."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO
+
+from forwarder.checkpoint import CheckpointStore
+from forwarder.config import Config
+from forwarder.errors import ForwarderError
+from forwarder.source import S3Source, make_s3_client
+from forwarder.transport import make_transport
+
+
+def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> bool:
+    """Print a line per check to *out* (stdout); True when every check passed."""
+    out = out or sys.stdout
+    ok = True
+
+    def report(passed: bool, what: str, detail: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{'ok  ' if passed else 'FAIL'} {what}: {detail}", file=out)
+
+    o = config.output
+    target = (
+        o.path if o.protocol == "file" else o.protocol if o.protocol == "stdout" else f"{o.host}:{o.port}"
+    )
+    report(True, "config", f"{config_path} is valid ({o.protocol} to {target}, header {o.header})")
+
+    source = S3Source(make_s3_client(config.source), config.source)
+    try:
+        objects = source.list_objects()
+        if objects:
+            span = f"{len(objects)} files, {objects[0].key} .. {objects[-1].key}"
+        else:
+            span = "no matching files yet (check source.prefix and source.key_pattern if that is unexpected)"
+        report(True, "bucket", f"{source.id} is reachable: {span}")
+    except ForwarderError as exc:
+        report(False, "bucket", str(exc))
+
+    store = CheckpointStore(config.checkpoint.path, source.id)
+    try:
+        position = store.load()
+        directory = store.path.parent
+        writable = os.access(directory, os.W_OK) if directory.exists() else True
+        if not writable:
+            report(False, "checkpoint", f"{directory} is not writable")
+        elif position is None:
+            report(True, "checkpoint", f"{store.path}: none yet; will start at {config.source.start}")
+        else:
+            state = "complete" if position.complete else f"{position.records} records delivered"
+            report(True, "checkpoint", f"{store.path}: at file {position.sequence} ({state})")
+    except ForwarderError as exc:
+        report(False, "checkpoint", str(exc))
+
+    try:
+        transport = make_transport(config.output)
+        try:
+            transport.probe()
+            note = " (UDP is connectionless: reachability cannot be confirmed)" if o.protocol == "udp" else ""
+            report(True, "collector", f"{transport.label} accepts connections{note}")
+        finally:
+            transport.close()
+    except ForwarderError as exc:
+        report(False, "collector", str(exc))
+    return ok

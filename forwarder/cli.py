@@ -1,0 +1,240 @@
+"""Command line: ``forwarder run|check|demo``.
+
+Only ForwarderError (and its subclasses) is caught and printed as one line; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from forwarder import __version__
+from forwarder.checkpoint import CheckpointStore
+from forwarder.config import Config, load_config
+from forwarder.errors import ForwarderError
+from forwarder.logs import setup_logging
+from forwarder.pipeline import Pipeline, Stopped
+from forwarder.source import S3Source, make_s3_client
+from forwarder.syslog import SyslogEncoder
+from forwarder.transport import make_transport
+
+log = logging.getLogger("forwarder")
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_CONFIG = 2
+EXIT_CHECKPOINT = 3
+EXIT_INCOMPLETE = 4
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0    done (run --once: every available file read, every good event acknowledged)
+  1    unexpected internal error (a bug: please report it with the traceback)
+  2    bad command line or configuration (the message names the key)
+  3    checkpoint problem: corrupt, not writable, or locked by another forwarder
+  4    not everything was delivered or fetched (run --once), or check found a problem
+  130  interrupted twice (Ctrl-C during shutdown)
+
+examples:
+  forwarder demo                                   see it work: local S3 + local collector
+  forwarder check --config forwarder.yaml          validate config, reach bucket and collector
+  forwarder run --config forwarder.yaml --once     forward what is there now, then exit (cron)
+  forwarder run --config forwarder.yaml            keep polling (systemd, container)
+
+The config file is YAML; config.example.yaml documents every option. ${VAR} and
+${VAR:-default} in values are replaced from the environment.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forwarder",
+        description="Forward Cato Networks Log Exporter events from S3 to a syslog collector "
+        "(QRadar, ArcSight, rsyslog, ...) over UDP, TCP or TLS: every event at least once, in order.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"forwarder {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument(
+            "--log-level",
+            choices=("debug", "info", "warning", "error"),
+            help="override log.level from the config",
+        )
+        sub.add_argument(
+            "--log-format",
+            choices=("auto", "text", "json"),
+            help="override log.format (auto: text on a terminal, JSON otherwise)",
+        )
+        return sub
+
+    config_help = "the YAML config file (default: $FORWARDER_CONFIG)"
+    run = add(
+        "run",
+        "Forward new files from the bucket to the collector; poll until stopped "
+        "(SIGTERM/SIGINT finish the batch in flight, save the checkpoint and exit 0).",
+    )
+    run.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="forward everything available now, then exit (for cron); exit 4 if "
+        "anything could not be fetched or delivered",
+    )
+    check = add(
+        "check",
+        "Validate the config, then reach the bucket, the collector and the "
+        "checkpoint; one line per finding, nothing is sent.",
+    )
+    check.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
+    demo = add(
+        "demo",
+        "Run the whole job on embedded defaults: a local S3 endpoint holding "
+        "sample Cato files and a local syslog listener (needs: pip install 'forwarder[demo]').",
+    )
+    demo.add_argument("--files", type=int, default=4, help="sample files to generate (default 4)")
+    demo.add_argument("--events", type=int, default=6, help="events per member (default 6)")
+    return parser
+
+
+@dataclass
+class _Stopper:
+    """Turns the first SIGTERM/SIGINT into a graceful stop, a second SIGINT into an abort."""
+
+    event: threading.Event
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.info("%s received: finishing the batch in flight, then exiting", signal.Signals(signum).name)
+        self.event.set()
+
+
+def _load(args: argparse.Namespace) -> Config:
+    if not args.config:
+        raise _UsageError("--config FILE is required (or set FORWARDER_CONFIG); see config.example.yaml")
+    config = load_config(args.config)
+    setup_logging(args.log_level or config.log.level, args.log_format or config.log.format)
+    return config
+
+
+class _UsageError(ForwarderError):
+    exit_code = EXIT_CONFIG
+
+
+def build_pipeline(
+    config: Config, stop: threading.Event, once: bool
+) -> tuple[Pipeline, CheckpointStore, Any]:
+    """Wire the stages from *config*; the checkpoint is locked on return."""
+    source = S3Source(make_s3_client(config.source), config.source)
+    store = CheckpointStore(config.checkpoint.path, source.id)
+    store.lock()
+    transport = make_transport(config.output)
+    pipeline = Pipeline(config, source, store, SyslogEncoder(config.output), transport, stop, once)
+    return pipeline, store, transport
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    stop = threading.Event()
+    _Stopper(stop).install()
+    pipeline, store, transport = build_pipeline(config, stop, args.once)
+    out = config.output
+    target = (
+        out.path
+        if out.protocol == "file"
+        else out.protocol
+        if out.protocol == "stdout"
+        else (f"{out.protocol}://{out.host}:{out.port}")
+    )
+    log.info(
+        "forwarding s3://%s/%s to %s (%s header%s)",
+        config.source.bucket,
+        config.source.prefix,
+        target,
+        out.header,
+        f", {out.framing} framing" if out.protocol in ("tcp", "tls") else "",
+    )
+    started = time.monotonic()
+    try:
+        if args.once:
+            pipeline.run_pass()
+        else:
+            pipeline.run_forever()
+    except Stopped:
+        pass
+    finally:
+        transport.close()
+        store.unlock()
+    stats = pipeline.stats
+    log.info(
+        "done: %d events from %d files in %.1fs%s",
+        stats.events_sent,
+        stats.files,
+        time.monotonic() - started,
+        f"; {stats.bad_records} bad records skipped (see warnings above)" if stats.bad_records else "",
+    )
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from forwarder.checks import run_checks
+
+    config = _load(args)
+    return EXIT_OK if run_checks(config, args.config) else EXIT_INCOMPLETE
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from forwarder.demo import run_demo
+
+    setup_logging(args.log_level or "info", args.log_format or "text")
+    return run_demo(files=args.files, events=args.events)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``forwarder`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_CONFIG
+    handler = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo}[args.command]
+    try:
+        return handler(args)
+    except ForwarderError as exc:
+        if logging.getLogger().handlers:
+            log.error("%s", exc)
+        else:  # failed before the log was set up (bad config): a plain line
+            print(f"forwarder: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The forwarder's errors, and what each one does to a run.
+
+    ForwarderError                 base; the CLI prints its message on one line
+    ├── ConfigError                bad config or usage: stops the program (exit 2)
+    ├── CheckpointError            corrupt, unwritable or locked checkpoint: stops (exit 3)
+    ├── FetchError                 S3 or archive trouble for one object: the object is retried
+    │                              later, the checkpoint stays before it
+    ├── ParseError                 one bad record: reported with its position, counted, skipped
+    └── SendError                  the collector did not take a batch: the batch is sent again
+                                   (with backoff) and the checkpoint does not move
+
+Library exceptions are translated at each stage's edge (``raise FetchError(...) from exc``)
+with the context a user needs: which object, which key, how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ForwarderError(Exception):
+    """Base of every error the forwarder reports to a user on one line."""
+
+    exit_code = 1
+
+
+class ConfigError(ForwarderError):
+    """The configuration (or the command line) is wrong; names the key path."""
+
+    exit_code = 2
+
+
+class CheckpointError(ForwarderError):
+    """The checkpoint cannot be read, written or locked."""
+
+    exit_code = 3
+
+
+class FetchError(ForwarderError):
+    """An object could not be listed, downloaded or unpacked."""
+
+    exit_code = 4
+
+
+class ParseError(ForwarderError):
+    """A record is neither CEF nor JSON (or otherwise unusable)."""
+
+    exit_code = 4
+
+
+class SendError(ForwarderError):
+    """The collector could not be reached or did not acknowledge a batch."""
+
+    exit_code = 4
