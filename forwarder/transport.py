@@ -32,6 +32,8 @@ from forwarder.config import OutputConfig
 from forwarder.errors import ConfigError, SendError
 from forwarder.syslog import FRAMERS
 
+# How long a closing connection waits for the collector to read what is left and hang up.
+CLOSE_TIMEOUT_SECS = 2.0
 # The largest UDP payload IPv4 can carry (65535 - 8 UDP header - 20 IP header).
 UDP_MAX_PAYLOAD = 65507
 
@@ -152,11 +154,28 @@ class StreamTransport:
             raise OSError(error, os.strerror(error))
 
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        """Close so that the collector reads all we sent, then hangs up itself.
+
+        Closing a socket whose receive queue holds unread bytes (a TLS session ticket, say)
+        makes the kernel send a reset, and a reset makes the collector's kernel discard
+        what the collector has not read yet: acknowledged events would be lost. So: TLS
+        close_notify, our FIN, then read until the collector closes (bounded).
+        """
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        try:
+            sock.settimeout(CLOSE_TIMEOUT_SECS)
+            if isinstance(sock, ssl.SSLSocket):
+                sock = sock.unwrap()
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + CLOSE_TIMEOUT_SECS
+            while sock.recv(65536) and time.monotonic() < deadline:
+                pass
+        except (OSError, ssl.SSLError):
+            pass  # the collector is gone already: nothing more to save
+        finally:
+            sock.close()
 
 
 class DatagramTransport:
