@@ -57,6 +57,8 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> 
         reason = "wrong zip password" if "Bad password" in str(exc) else "password-protected member"
         hint = "check source.zip_password" if "Bad password" in str(exc) else "set source.zip_password"
         raise FetchError(f"{label}: {reason} ({hint})") from exc
+    except ARCHIVE_ERRORS as exc:  # e.g. a damaged local header: "Bad magic number for file header"
+        raise FetchError(f"{label}: damaged archive, cannot read it ({exc})") from exc
     with stream:
         yield stream
 

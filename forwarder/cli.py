@@ -153,8 +153,12 @@ def build_pipeline(
     source = S3Source(make_s3_client(config.source), config.source)
     store = CheckpointStore(config.checkpoint.path, source.id)
     store.lock()
-    transport = make_transport(config.output)
-    pipeline = Pipeline(config, source, store, SyslogEncoder(config.output), transport, stop, once)
+    try:
+        transport = make_transport(config.output)
+        pipeline = Pipeline(config, source, store, SyslogEncoder(config.output), transport, stop, once)
+    except BaseException:  # a corrupt checkpoint or bad TLS files: do not keep the lock open
+        store.unlock()
+        raise
     return pipeline, store, transport
 
 

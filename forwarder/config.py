@@ -185,7 +185,10 @@ def _describe(value: Any) -> str:
 def _coerce_scalar(value: Any, kind: type, path: str, meta: Mapping[str, Any]) -> Any:
     """Check one scalar against its declared type and range; return the typed value."""
     if isinstance(value, _Substituted) and kind is not str:
-        loaded = yaml.safe_load(value) if value.strip() else value
+        try:
+            loaded = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:  # "[" or "@x" from the environment: reported below as given
+            loaded = value
         value = loaded if isinstance(loaded, (int, float, bool)) else value
     low, high = meta.get("min"), meta.get("max")
     if kind is bool:
@@ -212,11 +215,16 @@ def _in_range(value: float, low: float | None, high: float | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
+def _number_text(value: float) -> str:
+    # ":g" alone would show a limit of 1_000_000 as "1e+06"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _range_text(low: float | None, high: float | None) -> str:
     if low is not None and high is not None:
-        return f" {low:g}-{high:g}"
+        return f" {_number_text(low)}-{_number_text(high)}"
     if low is not None:
-        return " >= 0" if low == 0 else f" >= {low:g}"
+        return f" >= {_number_text(low)}"
     return ""
 
 

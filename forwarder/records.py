@@ -73,20 +73,30 @@ def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes, bool]]:
     """Yield (line number, line without CR/LF, too_long) with at most *limit* bytes held."""
     reader = io.BufferedReader(stream, READ_BUFFER_BYTES)  # type: ignore[type-var]
     readline = reader.readline
+    chunk = limit + 2  # a record of *limit* bytes and its CR LF
     line_no = 0
-    while True:
-        line = readline(limit + 1)
-        if not line:
-            return
-        line_no += 1
-        if len(line) > limit and not line.endswith(b"\n"):
-            head = line[:200]
-            while line and not line.endswith(b"\n"):  # skip the rest, a bounded chunk at a time
-                line = readline(limit + 1)
-            yield line_no, head, True
-            continue
-        if line.endswith(b"\n"):
-            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        elif line.endswith(b"\r"):
-            line = line[:-1]
-        yield line_no, line, False
+    try:
+        while True:
+            line = readline(chunk)
+            if not line:
+                return
+            line_no += 1
+            if len(line) == chunk and not line.endswith(b"\n"):
+                head = line[:200]
+                while line and not line.endswith(b"\n"):  # skip the rest, a bounded chunk at a time
+                    line = readline(chunk)
+                yield line_no, head, True
+                continue
+            if line.endswith(b"\n"):
+                line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+            elif line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > limit:
+                yield line_no, line[:200], True
+                continue
+            yield line_no, line, False
+    finally:
+        # The member's owner closes its stream; a reader left to the garbage collector
+        # would close it too, with a ResourceWarning for a plain file still open.
+        if not reader.closed:
+            reader.detach()

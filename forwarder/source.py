@@ -22,7 +22,7 @@ import botocore.config
 import botocore.exceptions
 
 from forwarder.config import SourceConfig
-from forwarder.errors import FetchError
+from forwarder.errors import ConfigError, FetchError
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +68,35 @@ def describe_s3_error(where: str, exc: Exception) -> FetchError:
 
 
 def make_s3_client(source: SourceConfig) -> Any:
-    """A boto3 S3 client from the source settings (boto3's credential chain when no keys)."""
-    session = boto3.session.Session(
-        aws_access_key_id=source.access_key_id or None,
-        aws_secret_access_key=source.secret_access_key or None,
-        aws_session_token=source.session_token or None,
-        profile_name=source.profile or None,
-        region_name=source.region or None,
-    )
-    retries: Any = {"mode": source.retry_mode, "max_attempts": source.max_attempts}
-    config = botocore.config.Config(
-        retries=retries,
-        connect_timeout=source.connect_timeout_secs,
-        read_timeout=source.read_timeout_secs,
-    )
-    return session.client("s3", endpoint_url=source.endpoint_url or None, config=config)
+    """A boto3 S3 client from the source settings (boto3's credential chain when no keys).
+
+    Settings boto3 refuses (an unknown profile, a malformed region or endpoint URL) are a
+    ConfigError naming the key.
+    """
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=source.access_key_id or None,
+            aws_secret_access_key=source.secret_access_key or None,
+            aws_session_token=source.session_token or None,
+            profile_name=source.profile or None,
+            region_name=source.region or None,
+        )
+        # botocore's "max_attempts" counts retries only; source.max_attempts includes the first try
+        retries: Any = {"mode": source.retry_mode, "total_max_attempts": source.max_attempts}
+        config = botocore.config.Config(
+            retries=retries,
+            connect_timeout=source.connect_timeout_secs,
+            read_timeout=source.read_timeout_secs,
+        )
+        return session.client("s3", endpoint_url=source.endpoint_url or None, config=config)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise ConfigError(f"source.profile: {exc} (check the name and the shared credentials file)") from None
+    except botocore.exceptions.InvalidRegionError as exc:
+        raise ConfigError(f"source.region: {exc}") from None
+    except ValueError as exc:  # botocore: "Invalid endpoint: <url>"
+        raise ConfigError(f"source.endpoint_url: {exc} (expected a URL such as https://host:port)") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise ConfigError(f"source: cannot set up the S3 client: {exc}") from None
 
 
 class S3Source:
@@ -133,9 +147,16 @@ class S3Source:
     @contextmanager
     def download(self, obj: LogObject) -> Iterator[Path]:
         """Download *obj* to a temporary file, yield its path, and remove it afterwards."""
-        with tempfile.NamedTemporaryFile(
-            prefix="forwarder-", suffix=".part", dir=self._download_dir
-        ) as handle:
+        where = self._download_dir or tempfile.gettempdir()
+        try:
+            temporary = tempfile.NamedTemporaryFile(
+                prefix="forwarder-", suffix=".part", dir=self._download_dir
+            )
+        except OSError as exc:  # source.download_dir missing or not writable
+            raise FetchError(
+                f"s3://{self.bucket}/{obj.key}: cannot store the download in {where}: {exc.strerror}"
+            ) from exc
+        with temporary as handle:
             try:
                 self._client.download_fileobj(self.bucket, obj.key, handle)
                 handle.flush()
@@ -143,8 +164,7 @@ class S3Source:
                 raise describe_s3_error(f"s3://{self.bucket}/{obj.key}", exc) from exc
             except OSError as exc:
                 raise FetchError(
-                    f"s3://{self.bucket}/{obj.key}: cannot store the download in "
-                    f"{self._download_dir or tempfile.gettempdir()}: {exc.strerror}"
+                    f"s3://{self.bucket}/{obj.key}: cannot store the download in {where}: {exc.strerror}"
                 ) from exc
             yield Path(handle.name)
 

@@ -1,0 +1,222 @@
+"""Unit tests for forwarder.checkpoint: versioned JSON, atomic writes, loud errors, a lock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from forwarder.checkpoint import CheckpointStore, Position
+from forwarder.errors import CheckpointError
+
+SOURCE = "s3://cato-logs/KEY/"
+KEY = "KEY/CATO00000000000000007007.zip"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[CheckpointStore]:
+    store = CheckpointStore(tmp_path / "state" / "checkpoint.json", SOURCE)
+    yield store
+    store.unlock()
+
+
+def write_raw(store: CheckpointStore, text: str) -> None:
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_text(text, encoding="utf-8")
+
+
+def valid(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "version": 1,
+        "source": SOURCE,
+        "sequence": 7007,
+        "key": KEY,
+        "records": 1000,
+        "complete": False,
+        "updated_at": "2026-11-28T07:25:12Z",
+    }
+    data.update(changes)
+    return data
+
+
+def test_missing_checkpoint_is_a_fresh_start(store: CheckpointStore) -> None:
+    """No checkpoint file means no position (start from source.start), not an error."""
+    assert store.load() is None
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        Position(7007, KEY, 1000, False),
+        Position(7007, KEY, 2345, True),
+        Position(0, "", 0, False),
+        Position(10**19, "KEY/CATO99999999999999999999.zip", 0, True),
+    ],
+)
+def test_save_then_load_round_trip(store: CheckpointStore, position: Position) -> None:
+    """What save() wrote, load() reads back as the same Position."""
+    store.save(position)
+    assert store.load() == position
+    assert CheckpointStore(store.path, SOURCE).load() == position
+
+
+def test_saved_file_is_versioned_json_naming_the_source(store: CheckpointStore) -> None:
+    """The file is JSON with version 1, the source id, the position and an update time."""
+    store.save(Position(7007, KEY, 1000, False))
+    data = json.loads(store.path.read_text(encoding="utf-8"))
+    assert {k: v for k, v in data.items() if k != "updated_at"} == {
+        "version": 1,
+        "source": SOURCE,
+        "sequence": 7007,
+        "key": KEY,
+        "records": 1000,
+        "complete": False,
+    }
+    assert data["updated_at"].endswith("Z")
+
+
+def test_save_replaces_atomically_and_leaves_no_temp_files(store: CheckpointStore) -> None:
+    """Each save replaces the file whole; only the checkpoint itself is left in its directory."""
+    for records in range(0, 5000, 1000):
+        store.save(Position(7007, KEY, records, False))
+    store.save(Position(7007, KEY, 5000, True))
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["checkpoint.json"]
+    assert store.load() == Position(7007, KEY, 5000, True)
+
+
+def test_save_creates_the_directory(tmp_path: Path) -> None:
+    """A checkpoint path in a directory that does not exist yet is created on save."""
+    store = CheckpointStore(tmp_path / "a" / "b" / "cp.json", SOURCE)
+    store.save(Position(1, "k", 0, False))
+    assert store.load() == Position(1, "k", 0, False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        "not json at all",
+        "[]",
+        "null",
+        json.dumps(valid(version=2)),
+        json.dumps({k: v for k, v in valid().items() if k != "version"}),
+        json.dumps({k: v for k, v in valid().items() if k != "records"}),
+        json.dumps({k: v for k, v in valid().items() if k != "complete"}),
+        json.dumps(valid(sequence="7007")),
+        json.dumps(valid(records=1.5)),
+        json.dumps(valid(sequence=True)),
+        json.dumps(valid(complete="yes")),
+        json.dumps(valid(records=-1)),
+        json.dumps(valid(sequence=-5)),
+    ],
+    ids=[
+        "empty", "truncated", "text", "list", "null", "version-2", "no-version", "no-records",
+        "no-complete", "string-sequence", "float-records", "bool-sequence", "string-complete",
+        "negative-records", "negative-sequence",
+    ],
+)  # fmt: skip
+def test_corrupt_checkpoint_is_a_loud_error(store: CheckpointStore, text: str) -> None:
+    """A checkpoint that is not a valid version 1 object is an error saying "corrupt", never a reset."""
+    write_raw(store, text)
+    with pytest.raises(CheckpointError) as info:
+        store.load()
+    message = str(info.value)
+    assert message.startswith(f"{store.path}: the checkpoint is corrupt (")
+    assert message.endswith("fix or remove it (removing it restarts from source.start)")
+    assert "\n" not in message
+
+
+def test_wrong_version_says_which_version_is_expected(store: CheckpointStore) -> None:
+    """A checkpoint of another format version is corrupt, and the message names version 1."""
+    write_raw(store, json.dumps(valid(version=2)))
+    with pytest.raises(CheckpointError, match="corrupt .*expected a version 1 checkpoint"):
+        store.load()
+
+
+def test_checkpoint_of_another_source_is_refused(store: CheckpointStore) -> None:
+    """A checkpoint written for another bucket/prefix is an error naming both sources."""
+    write_raw(store, json.dumps(valid(source="s3://other-bucket/")))
+    with pytest.raises(CheckpointError) as info:
+        store.load()
+    assert str(info.value) == (
+        f"{store.path}: this checkpoint belongs to s3://other-bucket/, not {SOURCE}; "
+        "give each source its own checkpoint.path"
+    )
+
+
+def test_unreadable_checkpoint_is_an_error(tmp_path: Path) -> None:
+    """A checkpoint path that cannot be read (a directory) is a CheckpointError."""
+    (tmp_path / "cp.json").mkdir()
+    with pytest.raises(CheckpointError, match="cannot read the checkpoint"):
+        CheckpointStore(tmp_path / "cp.json", SOURCE).load()
+
+
+def test_second_lock_on_the_same_path_is_refused(store: CheckpointStore) -> None:
+    """While one store holds the lock, another on the same path fails saying another forwarder holds it."""
+    store.lock()
+    other = CheckpointStore(store.path, SOURCE)
+    with pytest.raises(CheckpointError) as info:
+        other.lock()
+    assert str(info.value).startswith(
+        f"{store.path}: another forwarder is using this checkpoint (lock {store.path}.lock is held)"
+    )
+    store.unlock()
+    other.lock()  # free again once released
+    other.unlock()
+
+
+def test_lock_creates_the_directory_and_a_lock_file(tmp_path: Path) -> None:
+    """lock() creates the checkpoint's directory and a .lock file beside the checkpoint."""
+    store = CheckpointStore(tmp_path / "new" / "cp.json", SOURCE)
+    store.lock()
+    try:
+        assert (tmp_path / "new" / "cp.json.lock").exists()
+    finally:
+        store.unlock()
+
+
+def test_lock_in_an_impossible_place_is_an_error(tmp_path: Path) -> None:
+    """A checkpoint under a regular file cannot be locked: CheckpointError, not OSError."""
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="cannot create the lock file"):
+        CheckpointStore(tmp_path / "file" / "cp.json", SOURCE).lock()
+
+
+def test_unwritable_location_is_an_error_on_save(tmp_path: Path) -> None:
+    """Saving under a path whose parent is a regular file fails with CheckpointError."""
+    (tmp_path / "file").write_text("x")
+    store = CheckpointStore(tmp_path / "file" / "cp.json", SOURCE)
+    with pytest.raises(CheckpointError) as info:
+        store.save(Position(1, "k", 0, False))
+    assert str(info.value).startswith(f"{store.path}: cannot write the checkpoint (")
+    assert str(info.value).endswith("sending stops until it can be recorded")
+
+
+def test_failed_save_keeps_the_old_checkpoint_and_no_temp_file(tmp_path: Path) -> None:
+    """When the rename fails (the target is a directory), no temp file is left behind."""
+    target = tmp_path / "cp.json"
+    target.mkdir()
+    store = CheckpointStore(target, SOURCE)
+    with pytest.raises(CheckpointError, match="cannot write the checkpoint"):
+        store.save(Position(1, "k", 0, False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cp.json"]
+
+
+@pytest.mark.parametrize(
+    ("position", "sequence", "expected"),
+    [
+        (Position(100, "k", 0, False), 99, None),
+        (Position(100, "k", 0, False), 100, 0),
+        (Position(100, "k", 250, False), 100, 250),
+        (Position(100, "k", 250, True), 100, None),
+        (Position(100, "k", 250, False), 101, 0),
+        (Position(100, "k", 250, True), 101, 0),
+        (Position(9999, "k", 7, True), 10000, 0),
+    ],
+)
+def test_next_record(position: Position, sequence: int, expected: int | None) -> None:
+    """Files before the position are done, the position's file resumes at records, later ones at 0."""
+    assert position.next_record(sequence) == expected
