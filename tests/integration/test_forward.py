@@ -92,8 +92,12 @@ def test_start_at_a_sequence_number(s3: Any, collector: Any, tmp_path: Path) -> 
     """source.start: 10000 skips the files before 10000 on a fresh start."""
     backlog = put_backlog(s3.client(), SEQUENCES)
     rsyslog = collector("tcp")
-    config = write_config(tmp_path / "f.yaml", s3.endpoint_url, {"protocol": "tcp", "port": rsyslog.port},
-                          source={"start": 10000})
+    config = write_config(
+        tmp_path / "f.yaml",
+        s3.endpoint_url,
+        {"protocol": "tcp", "port": rsyslog.port},
+        source={"start": 10000},
+    )
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
     per_file = len(backlog.events) // len(SEQUENCES)
     assert bodies(_quiet(rsyslog, per_file * 2)) == backlog.events[per_file * 2 :]
@@ -107,8 +111,12 @@ def test_file_and_stdout_outputs(s3: Any, tmp_path: Path) -> None:
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
     assert out.read_bytes() == b"".join(e + b"\n" for e in backlog.events)
 
-    config = write_config(tmp_path / "g.yaml", s3.endpoint_url, {"protocol": "stdout"},
-                          checkpoint={"path": str(tmp_path / "other.json")})
+    config = write_config(
+        tmp_path / "g.yaml",
+        s3.endpoint_url,
+        {"protocol": "stdout"},
+        checkpoint={"path": str(tmp_path / "other.json")},
+    )
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
     assert result.stdout.encode() == b"".join(e + b"\n" for e in backlog.events)
@@ -118,8 +126,12 @@ def test_wrong_zip_password_stops_on_that_file(s3: Any, collector: Any, tmp_path
     """A wrong zip password: exit 4, one line naming the object and the setting; nothing skipped."""
     put_backlog(s3.client(), [1, 2])
     rsyslog = collector("tcp")
-    config = write_config(tmp_path / "f.yaml", s3.endpoint_url, {"protocol": "tcp", "port": rsyslog.port},
-                          source={"zip_password": "wrong"})
+    config = write_config(
+        tmp_path / "f.yaml",
+        s3.endpoint_url,
+        {"protocol": "tcp", "port": rsyslog.port},
+        source={"zip_password": "wrong"},
+    )
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 4
     errors = [json.loads(line) for line in result.stderr.splitlines() if '"ERROR"' in line]
@@ -168,7 +180,7 @@ def test_collector_down_once_exits_4_and_keeps_position(s3: Any, collector: Any,
 
 
 def test_check_reports_each_part(s3: Any, collector: Any, tmp_path: Path) -> None:
-    """`check` prints one ok line per part when all is well, and FAIL with exit 4 when the collector is down."""
+    """`check` prints an ok line per part, and FAIL with exit 4 when the collector is down."""
     put_backlog(s3.client(), [1, 2])
     rsyslog = collector("tcp")
     config = write_config(tmp_path / "f.yaml", s3.endpoint_url, {"protocol": "tcp", "port": rsyslog.port})
@@ -176,7 +188,10 @@ def test_check_reports_each_part(s3: Any, collector: Any, tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [
-        ["ok", "config:"], ["ok", "bucket:"], ["ok", "checkpoint:"], ["ok", "collector:"]
+        ["ok", "config:"],
+        ["ok", "bucket:"],
+        ["ok", "checkpoint:"],
+        ["ok", "collector:"],
     ]
     assert "2 files" in lines[1]
     rsyslog.stop()
@@ -210,7 +225,10 @@ def test_secrets_never_reach_the_log(s3: Any, collector: Any, tmp_path: Path) ->
         source={"secret_access_key": secret_key, "zip_password": secret_zip},
         log={"level": "debug"},
     )  # fmt: skip
-    outputs = [forwarder("run", "--config", str(config), "--once"), forwarder("check", "--config", str(config))]
+    outputs = [
+        forwarder("run", "--config", str(config), "--once"),
+        forwarder("check", "--config", str(config)),
+    ]
     assert [r.returncode for r in outputs] == [4, 4]  # wrong key for moto is fine; collector down
     for result in outputs:
         assert secret_key not in result.stdout + result.stderr

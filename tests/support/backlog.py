@@ -34,14 +34,15 @@ def _tricky_cef(n: int) -> list[str]:
     long_msg = "x" * 9000
     return [
         cef_event(n),
-        f"CEF:0|Cato Networks||1.0|Security|Pipe \\| and backslash \\\\ in header|7|rt=Mon May 18 14:49:40 UTC 2020 "
+        "CEF:0|Cato Networks||1.0|Security|Pipe \\| and backslash \\\\ in header|7|"
+        "rt=Mon May 18 14:49:40 UTC 2020 "
         f"msg=equals \\= backslash \\\\ newline \\n bare | pipe cs1=Ünïcödé 日本語 n={n}",
         f"CEF:0|Cato Networks|Cato SASE Platform|1.0|Big|Event over 8 KB|Very-High|msg={long_msg} n={n}",
     ]
 
 
 def _tricky_json(n: int) -> list[str]:
-    return [json_event(n), '{"note": "quotes \\" and \\\\ and \\u00e9 é 中文", "n": %d}' % n]
+    return [json_event(n), '{"note": "quotes \\" and \\\\ and \\u00e9 é 中文", "n": ' + f"{n}}}"]
 
 
 def put_backlog(client: Any, sequences: list[int], password: str = PASSWORD, events: int = 3) -> Backlog:
