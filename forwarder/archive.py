@@ -9,6 +9,7 @@ the size of the object or its members.
 from __future__ import annotations
 
 import gzip
+import io
 import typing
 import zipfile
 import zlib
@@ -16,9 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from forwarder.errors import FetchError
+from forwarder.errors import BadFileError, FetchError
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -89,3 +90,31 @@ def open_members(path: Path, label: str, password: str = "") -> Iterator[Member]
         for info in members:
             with _zip_member(archive, info, f"{label} member {info.filename}") as stream:
                 yield Member(info.filename, stream)
+
+
+class _LimitedStream(io.RawIOBase):
+    """A member stream that fails once more than *limit* bytes came out of it (zip bombs)."""
+
+    def __init__(self, stream: IO[bytes], limit: int, label: str) -> None:
+        self._stream, self._left, self._limit, self._label = stream, limit, limit, label
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise BadFileError(
+                f"{self._label}: decompresses to more than source.max_member_bytes ({self._limit} bytes); "
+                "a zip bomb, or raise the limit"
+            )
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def limit_members(members: Iterator[Member], limit: int, label: str) -> Iterator[Member]:
+    """*members* of object *label*, each stream failing with BadFileError past *limit* bytes."""
+    for member in members:
+        where = f"{label} member {member.name}" if member.name else label
+        yield Member(member.name, typing.cast(IO[bytes], _LimitedStream(member.stream, limit, where)))

@@ -8,7 +8,16 @@ checkpoint.
 
     {"version": 1, "source": "s3://bucket/prefix", "sequence": 7007,
      "key": "prefix/CATO00000000000000007007.zip", "records": 1000, "complete": false,
-     "updated_at": "2026-11-28T07:25:12Z"}
+     "updated_at": "2026-11-28T07:25:12Z",
+     "gaps": [{"first": 7001, "last": 7003, "at": "..."}],
+     "quarantined": [{"sequence": 6990, "key": "...", "reason": "...", "at": "..."}],
+     "failure": {"sequence": 7008, "key": "...", "attempts": 2, "reason": "...", "since": "..."},
+     "last_error": {"message": "...", "at": "..."}}
+
+Besides the position, the checkpoint keeps what a person asks after an incident (shown
+by ``forwarder status``): the gaps seen (missing sequence ranges), the quarantined files,
+the file the pipeline is stuck on and how often it failed (so a restart keeps counting),
+and the last error. The lists keep their newest NOTES_KEPT entries.
 """
 
 from __future__ import annotations
@@ -25,6 +34,23 @@ from typing import IO, Any
 from forwarder.errors import CheckpointError
 
 VERSION = 1
+NOTES_KEPT = 100
+
+
+def now_text() -> str:
+    """The current UTC time as the checkpoint writes it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The file the pipeline cannot get past, and how often it tried."""
+
+    sequence: int
+    key: str
+    attempts: int
+    reason: str
+    since: str
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,12 @@ class CheckpointStore:
         self.path = Path(path)
         self.source_id = source_id
         self._lock: IO[bytes] | None = None
+        self.position: Position | None = None
+        self.gaps: list[dict[str, Any]] = []
+        self.quarantined: list[dict[str, Any]] = []
+        self.failure: Failure | None = None
+        self.last_error: dict[str, str] | None = None
+        self._loaded = False  # notes are only saved over a checkpoint that was read first
 
     def lock(self) -> None:
         """Take the checkpoint's lock, or fail if another forwarder holds it."""
@@ -80,19 +112,33 @@ class CheckpointStore:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            self._loaded = True
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{self.path}: cannot read the checkpoint: {exc}") from exc
         try:
             data = json.loads(text)
-            return self._position(data)
+            self.position = self._position(data)
+            self._notes(data)
+            self._loaded = True
+            return self.position
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(
                 f"{self.path}: the checkpoint is corrupt ({exc}); fix or remove it "
                 "(removing it restarts from source.start)"
             ) from None
 
-    def _position(self, data: Any) -> Position:
+    def _notes(self, data: dict[str, Any]) -> None:
+        gaps, quarantined = data.get("gaps", []), data.get("quarantined", [])
+        if not (isinstance(gaps, list) and isinstance(quarantined, list)):
+            raise ValueError("gaps and quarantined must be lists")
+        self.gaps, self.quarantined = gaps, quarantined
+        failure = data.get("failure")
+        self.failure = Failure(**failure) if failure else None
+        error = data.get("last_error")
+        self.last_error = dict(error) if error else None
+
+    def _position(self, data: Any) -> Position | None:
         if not isinstance(data, dict) or data.get("version") != VERSION:
             raise ValueError(f"expected a version {VERSION} checkpoint object")
         if data.get("source") != self.source_id:
@@ -101,22 +147,55 @@ class CheckpointStore:
                 "give each source its own checkpoint.path"
             )
         sequence, records, complete = data["sequence"], data["records"], data["complete"]
+        if sequence is None:
+            return None  # notes saved before anything was delivered
         if not (type(sequence) is int and type(records) is int and isinstance(complete, bool)):
             raise ValueError("sequence and records must be integers, complete a boolean")
         if sequence < 0 or records < 0:
             raise ValueError("sequence and records must not be negative")
         return Position(sequence, str(data.get("key", "")), records, complete)
 
-    def save(self, position: Position) -> None:
-        """Write *position* atomically: temp file, fsync, rename, fsync of the directory."""
+    def record_gap(self, first: int, last: int) -> None:
+        """Note that files *first*..*last* are missing (saved with the next save)."""
+        self.gaps = [*self.gaps, {"first": first, "last": last, "at": now_text()}][-NOTES_KEPT:]
+
+    def record_quarantine(self, sequence: int, key: str, reason: str) -> None:
+        """Note that file *sequence* was quarantined (saved with the next save)."""
+        entry = {"sequence": sequence, "key": key, "reason": reason, "at": now_text()}
+        self.quarantined = [*self.quarantined, entry][-NOTES_KEPT:]
+
+    def record_failure(self, sequence: int, key: str, reason: str) -> Failure:
+        """Count one more failed attempt at file *sequence*; saved at once."""
+        previous = self.failure if self.failure and self.failure.sequence == sequence else None
+        attempts = previous.attempts + 1 if previous else 1
+        self.failure = Failure(sequence, key, attempts, reason, previous.since if previous else now_text())
+        self.record_error(f"{key}: {reason}")
+        return self.failure
+
+    def record_error(self, message: str) -> None:
+        """Keep *message* as the last error and save at once (best effort: never raises)."""
+        self.last_error = {"message": message, "at": now_text()}
+        if self._loaded:
+            with contextlib.suppress(CheckpointError):
+                self.save(self.position)
+
+    def save(self, position: Position | None) -> None:
+        """Write *position* and the notes atomically (temp file, fsync, rename, fsync of the dir)."""
+        failed = self.failure
+        if position and failed and (position.sequence, position.complete) > (failed.sequence, False):
+            self.failure = None  # got past the file that failed
         data = {
             "version": VERSION,
             "source": self.source_id,
-            "sequence": position.sequence,
-            "key": position.key,
-            "records": position.records,
-            "complete": position.complete,
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sequence": position.sequence if position else None,
+            "key": position.key if position else "",
+            "records": position.records if position else 0,
+            "complete": position.complete if position else False,
+            "updated_at": now_text(),
+            "gaps": self.gaps,
+            "quarantined": self.quarantined,
+            "failure": self.failure.__dict__ if self.failure else None,
+            "last_error": self.last_error,
         }
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -127,6 +206,7 @@ class CheckpointStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)
+            self.position, self._loaded = position, True
             directory = os.open(self.path.parent, os.O_RDONLY)
             try:
                 os.fsync(directory)

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import IO
 
 from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config
-from forwarder.errors import ForwarderError
-from forwarder.source import S3Source, make_s3_client
+from forwarder.errors import CredentialsError, ForwarderError
+from forwarder.probe import ProbeSource
 from forwarder.transport import make_transport
+
+
+def _check_probe(source: ProbeSource, config: Config, report: Callable[[bool, str, str], None]) -> None:
+    store = CheckpointStore(config.checkpoint.path, source.id)
+    try:
+        position = store.load()
+    except ForwarderError:
+        position = None  # the checkpoint line reports it
+    start = config.source.start
+    if position is not None:
+        sequence = position.sequence + 1 if position.complete else position.sequence
+    elif isinstance(start, int):
+        sequence = start
+    else:
+        report(
+            False,
+            "bucket",
+            f"{source.id}: listing is refused, and with discovery: probe source.start "
+            "must be a sequence number (or use forwarder import-state)",
+        )
+        return
+    try:
+        found = source.stat(sequence)
+    except ForwarderError as exc:
+        report(False, "bucket", str(exc))
+        return
+    state = "is there" if found else "is not there (yet)"
+    report(
+        True,
+        "bucket",
+        f"{source.id}: listing is refused (fine with discovery: probe); {source.key_of(sequence)} {state}",
+    )
 
 
 def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> bool:
@@ -29,7 +62,9 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
     )
     report(True, "config", f"{config_path} is valid ({o.protocol} to {target}, header {o.header})")
 
-    source = S3Source(make_s3_client(config.source), config.source)
+    from forwarder.cli import make_source
+
+    source = make_source(config)
     try:
         objects = source.list_objects()
         if objects:
@@ -37,6 +72,11 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
         else:
             span = "no matching files yet (check source.prefix and source.key_pattern if that is unexpected)"
         report(True, "bucket", f"{source.id} is reachable: {span}")
+    except CredentialsError as exc:
+        if isinstance(source, ProbeSource):  # probing needs no listing: try the configured start
+            _check_probe(source, config, report)
+        else:
+            report(False, "bucket", str(exc))
     except ForwarderError as exc:
         report(False, "bucket", str(exc))
 

@@ -15,15 +15,17 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from forwarder import __version__
 from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config, load_config
-from forwarder.errors import ForwarderError
+from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
 from forwarder.pipeline import Pipeline, Stopped
+from forwarder.probe import ProbeSource
 from forwarder.source import S3Source, make_s3_client
 from forwarder.syslog import SyslogEncoder
 from forwarder.transport import make_transport
@@ -50,7 +52,11 @@ examples:
   forwarder demo                                   see it work: local S3 + local collector
   forwarder check --config forwarder.yaml          validate config, reach bucket and collector
   forwarder run --config forwarder.yaml --once     forward what is there now, then exit (cron)
-  forwarder run --config forwarder.yaml            keep polling (systemd, container)
+  forwarder run --config forwarder.yaml            keep polling (systemd, container); SIGHUP
+                                                   reloads the config and credentials
+  forwarder status --config forwarder.yaml         position, pending files, gaps, quarantine
+  forwarder import-state --config forwarder.yaml /path/to/storage-file
+                                                   switch over from Cato's client script
 
 The config file is YAML; config.example.yaml documents every option. ${VAR} and
 ${VAR:-default} in values are replaced from the environment.
@@ -107,6 +113,22 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint; one line per finding, nothing is sent.",
     )
     check.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
+    status = add(
+        "status",
+        "Show where forwarding stands: position (file, record), files pending, "
+        "gaps seen, quarantined files, the file it is stuck on and the last error.",
+    )
+    status.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
+    status.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    imp = add(
+        "import-state",
+        "Start from the vendor client script's storage file (its last entry "
+        "downloaded): the first file forwarded is the one after it. Refuses to overwrite an "
+        "existing checkpoint unless --force.",
+    )
+    imp.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
+    imp.add_argument("storage_file", metavar="STORAGE_FILE", help="the client script's storage file")
+    imp.add_argument("--force", action="store_true", help="replace an existing checkpoint")
     demo = add(
         "demo",
         "Run the whole job on embedded defaults: a local S3 endpoint holding "
@@ -146,13 +168,29 @@ class _UsageError(ForwarderError):
     exit_code = EXIT_CONFIG
 
 
+def make_source(config: Config) -> S3Source:
+    """The source that source.discovery names, able to build its S3 client again."""
+
+    def client() -> Any:
+        return make_s3_client(config.source)
+
+    kind = ProbeSource if config.source.discovery == "probe" else S3Source
+    return kind(client(), config.source, client)
+
+
 def build_pipeline(
-    config: Config, stop: threading.Event, once: bool
+    config: Config, stop: threading.Event, once: bool, store: CheckpointStore | None = None
 ) -> tuple[Pipeline, CheckpointStore, Any]:
-    """Wire the stages from *config*; the checkpoint is locked on return."""
-    source = S3Source(make_s3_client(config.source), config.source)
-    store = CheckpointStore(config.checkpoint.path, source.id)
-    store.lock()
+    """Wire the stages from *config*; the checkpoint (*store*, or a new one) is locked on return."""
+    source = make_source(config)
+    if store is None:
+        store = CheckpointStore(config.checkpoint.path, source.id)
+        store.lock()
+    elif store.source_id != source.id or store.path != Path(config.checkpoint.path):
+        raise ConfigError(
+            f"source/checkpoint: a reload cannot move to another source or checkpoint "
+            f"({source.id}, {config.checkpoint.path}); restart the forwarder for that"
+        )
     try:
         transport = make_transport(config.output)
         pipeline = Pipeline(config, source, store, SyslogEncoder(config.output), transport, stop, once)
@@ -184,11 +222,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         f", {out.framing} framing" if out.protocol in ("tcp", "tls") else "",
     )
     started = time.monotonic()
+    reload = threading.Event()
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload.set())
     try:
         if args.once:
             pipeline.run_pass()
         else:
-            pipeline.run_forever()
+            while True:
+                pipeline.run_forever(reload)
+                if not reload.is_set() or stop.is_set():
+                    break
+                reload.clear()
+                pipeline, transport = _reloaded(args.config, stop, store, pipeline, transport)
     except Stopped:
         pass
     finally:
@@ -202,6 +247,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         time.monotonic() - started,
         f"; {stats.bad_records} bad records skipped (see warnings above)" if stats.bad_records else "",
     )
+    return EXIT_OK
+
+
+def _reloaded(
+    path: str, stop: threading.Event, store: CheckpointStore, pipeline: Pipeline, transport: Any
+) -> tuple[Pipeline, Any]:
+    """SIGHUP: read the config and credentials again; keep running on the old ones if it fails."""
+    try:
+        config = load_config(path)
+        fresh, _, fresh_transport = build_pipeline(config, stop, False, store)
+    except ForwarderError as exc:
+        log.error("SIGHUP: the reloaded configuration was refused, keeping the running one: %s", exc)
+        return pipeline, transport
+    setup_logging(config.log.level, config.log.format)
+    fresh.stats = pipeline.stats
+    transport.close()
+    log.info("SIGHUP: configuration and credentials reloaded from %s", path)
+    return fresh, fresh_transport
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from forwarder.status import show_status
+
+    config = _load(args)
+    show_status(config, make_source(config), as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_import_state(args: argparse.Namespace) -> int:
+    from forwarder.status import import_vendor_state
+
+    config = _load(args)
+    source = make_source(config)
+    store = CheckpointStore(config.checkpoint.path, source.id)
+    store.lock()
+    try:
+        import_vendor_state(store, source, Path(args.storage_file), force=args.force)
+    finally:
+        store.unlock()
     return EXIT_OK
 
 
@@ -226,7 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_CONFIG
-    handler = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo}[args.command]
+    handler = {
+        "run": cmd_run,
+        "check": cmd_check,
+        "status": cmd_status,
+        "import-state": cmd_import_state,
+        "demo": cmd_demo,
+    }[args.command]
     try:
         return handler(args)
     except ForwarderError as exc:

@@ -58,12 +58,21 @@ class SourceConfig:
     session_token: str = ""
     profile: str = ""
     key_pattern: str = r"CATO(\d+)\.zip$"
+    discovery: str = field(default="list", metadata=_choice("list", "probe"))
+    key_template: str = "CATO{sequence:020d}.zip"
+    max_gap_files: int = field(default=100_000, metadata=_range(1))
     zip_password: str = ""
     poll_interval_secs: float = field(default=30.0, metadata=_range(0.1))
     start: int | str = "earliest"
     download_dir: str = ""
-    retry_mode: str = field(default="standard", metadata=_choice("standard", "adaptive", "legacy"))
-    max_attempts: int = field(default=5, metadata=_range(1, 100))
+    max_attempts: int = field(default=5, metadata=_range(1, 1000))
+    on_bad_file: str = field(default="stop", metadata=_choice("stop", "quarantine"))
+    bad_file_retry_secs: float = field(default=2.0, metadata=_range(0.01))
+    max_member_bytes: int = field(default=10 << 30, metadata=_range(1))
+    prefetch_files: int = field(default=2, metadata=_range(0, 64))
+    prefetch_bytes: int = field(default=256 << 20, metadata=_range(0))
+    s3_retry_mode: str = field(default="standard", metadata=_choice("standard", "adaptive", "legacy"))
+    s3_max_attempts: int = field(default=5, metadata=_range(1, 100))
     connect_timeout_secs: float = field(default=10.0, metadata=_range(0.1))
     read_timeout_secs: float = field(default=60.0, metadata=_range(0.1))
 
@@ -112,6 +121,8 @@ class CheckpointConfig:
     """Where the position is kept."""
 
     path: str = "./state/checkpoint.json"
+    # Quarantined files are listed here (JSON lines); empty = quarantine.jsonl beside path.
+    quarantine_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -287,6 +298,16 @@ def _check_source(raw: dict[str, Any], source: SourceConfig) -> SourceConfig:
             f"source.key_pattern: expected a regular expression whose group 1 is the sequence "
             f"number, got {_describe(source.key_pattern)} (no group)"
         )
+    try:
+        example = source.key_template.format(sequence=7007)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"source.key_template: expected a name with {{sequence}} in it, such as "
+            f'"CATO{{sequence:020d}}.zip", got {_describe(source.key_template)} ({exc})'
+        ) from None
+    if example == source.key_template.format(sequence=7008):
+        got = _describe(source.key_template)
+        raise ConfigError(f"source.key_template: expected a name with {{sequence}} in it, got {got}")
     if bool(source.access_key_id) != bool(source.secret_access_key):
         raise ConfigError(
             "source.access_key_id: access_key_id and secret_access_key go together "

@@ -3,8 +3,12 @@
     ForwarderError                 base; the CLI prints its message on one line
     ├── ConfigError                bad config or usage: stops the program (exit 2)
     ├── CheckpointError            corrupt, unwritable or locked checkpoint: stops (exit 3)
-    ├── FetchError                 S3 or archive trouble for one object: the object is retried
-    │                              later, the checkpoint stays before it
+    ├── FetchError                 S3 trouble: the object is retried later, the checkpoint
+    │   │                          stays before it
+    │   ├── CredentialsError       the key was rejected: credentials are read again, then retried
+    │   └── BadFileError           the object's content cannot be read (corrupt zip, wrong
+    │                              password, bomb): retried source.max_attempts times, then
+    │                              source.on_bad_file (stop: stay on it; quarantine: skip it)
     ├── ParseError                 one bad record: reported with its position, counted, skipped
     └── SendError                  the collector did not take a batch: the batch is sent again
                                    (with backoff) and the checkpoint does not move
@@ -38,6 +42,14 @@ class FetchError(ForwarderError):
     """An object could not be listed, downloaded or unpacked."""
 
     exit_code = 4
+
+
+class CredentialsError(FetchError):
+    """S3 rejected the credentials (rotated, expired or missing key, or access denied)."""
+
+
+class BadFileError(FetchError):
+    """An object was downloaded but its content cannot be read."""
 
 
 class ParseError(ForwarderError):

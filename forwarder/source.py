@@ -1,17 +1,24 @@
-"""The S3 source: list the exporter's files in numeric order and download them.
+"""The S3 source: find the exporter's files in numeric order and download them.
 
-A source yields ``LogObject``s (key, sequence number, size) and downloads one to a
-temporary file, so memory stays bounded whatever the object's size. S3 calls retry with
-botocore's own retry modes (``source.retry_mode``, ``source.max_attempts``); what still
-fails becomes a one-line FetchError that says what to check.
+A source yields ``LogObject``s (key, sequence number, size) from ``pending(expected)``, in
+order, and ``fetch``es one to a temporary file, so memory stays bounded whatever the
+object's size. This module's S3Source finds files by listing the bucket
+(``discovery: list``); ``forwarder.probe`` finds them by name (``discovery: probe``).
+
+S3 calls retry with botocore's own retry modes (``source.s3_retry_mode``,
+``source.s3_max_attempts``); what still fails becomes a one-line FetchError that says what
+to check. A rejected key is a CredentialsError: the client is then built again, which
+reads the credentials (file, environment, role) afresh, so a rotated key is picked up
+without a restart.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +27,10 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+from botocore import UNSIGNED
 
 from forwarder.config import SourceConfig
-from forwarder.errors import ConfigError, FetchError
+from forwarder.errors import ConfigError, CredentialsError, FetchError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,10 @@ _HINTS = {
     "404": "not found",
     "403": "access denied (is the access key still valid?)",
 }
+# Answers that mean "these credentials are not (or no longer) good": build the client again.
+CREDENTIAL_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +66,10 @@ def describe_s3_error(where: str, exc: Exception) -> FetchError:
     """Translate a botocore error into a one-line FetchError naming *where* and what to do."""
     if isinstance(exc, botocore.exceptions.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", "")) or "error"
-        return FetchError(f"{where}: {code}: {_HINTS.get(code, exc)}")
+        kind = CredentialsError if code in CREDENTIAL_CODES or code in ("AccessDenied", "403") else FetchError
+        return kind(f"{where}: {code}: {_HINTS.get(code, exc)}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return FetchError(
+        return CredentialsError(
             f"{where}: no AWS credentials found: set source.access_key_id and "
             "source.secret_access_key, source.profile, or the AWS_* environment variables"
         )
@@ -81,13 +94,16 @@ def make_s3_client(source: SourceConfig) -> Any:
             profile_name=source.profile or None,
             region_name=source.region or None,
         )
-        # botocore's "max_attempts" counts retries only; source.max_attempts includes the first try
-        retries: Any = {"mode": source.retry_mode, "total_max_attempts": source.max_attempts}
+        # botocore's "max_attempts" counts retries only; s3_max_attempts includes the first try
+        retries: Any = {"mode": source.s3_retry_mode, "total_max_attempts": source.s3_max_attempts}
         config = botocore.config.Config(
             retries=retries,
             connect_timeout=source.connect_timeout_secs,
             read_timeout=source.read_timeout_secs,
         )
+        if not (source.access_key_id or source.profile) and session.get_credentials() is None:
+            log.info("no AWS credentials found: using anonymous (unsigned) requests")
+            config = config.merge(botocore.config.Config(signature_version=UNSIGNED))
         return session.client("s3", endpoint_url=source.endpoint_url or None, config=config)
     except botocore.exceptions.ProfileNotFound as exc:
         raise ConfigError(f"source.profile: {exc} (check the name and the shared credentials file)") from None
@@ -99,21 +115,58 @@ def make_s3_client(source: SourceConfig) -> Any:
         raise ConfigError(f"source: cannot set up the S3 client: {exc}") from None
 
 
-class S3Source:
-    """Lists and downloads the files under one bucket prefix; the client is passed in."""
+def credentials_file_stamp() -> tuple[str, float]:
+    """The shared credentials file boto3 reads, and its modification time (0 if absent)."""
+    path = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
+    try:
+        return path, os.stat(path).st_mtime
+    except OSError:
+        return path, 0.0
 
-    def __init__(self, client: Any, source: SourceConfig) -> None:
+
+class S3Source:
+    """Lists and downloads the files under one bucket prefix.
+
+    The client is passed in; *client_factory*, when given, builds a fresh one after the
+    credentials were rejected or the shared credentials file changed.
+    """
+
+    def __init__(
+        self, client: Any, source: SourceConfig, client_factory: Callable[[], Any] | None = None
+    ) -> None:
         self._client = client
+        self._client_factory = client_factory
         self.bucket = source.bucket
         self.prefix = source.prefix
         self._pattern = re.compile(source.key_pattern)
         self._download_dir = source.download_dir or None
         self._warned_duplicates: set[int] = set()
+        self._credentials_stamp = credentials_file_stamp()
 
     @property
     def id(self) -> str:
         """Names this source in checkpoints and messages: ``s3://bucket/prefix``."""
         return f"s3://{self.bucket}/{self.prefix}"
+
+    def refresh_credentials(self, force: bool = True) -> None:
+        """Build the client again (re-reading credentials); without *force*, only if the file changed."""
+        stamp = credentials_file_stamp()
+        if self._client_factory is None or (not force and stamp == self._credentials_stamp):
+            return
+        log.info("reading the S3 credentials again%s", "" if force else f" ({stamp[0]} changed)")
+        self._credentials_stamp = stamp
+        self._client = self._client_factory()
+
+    def pending(self, expected: int | None) -> Iterator[LogObject]:
+        """The files from sequence *expected* on (all when None), in numeric order."""
+        for obj in self.list_objects():
+            if expected is None or obj.sequence >= expected:
+                yield obj
+
+    def bounds(self) -> tuple[LogObject, LogObject] | None:
+        """The oldest and newest file now in the bucket, or None when there is none."""
+        objects = self.list_objects()
+        return (objects[0], objects[-1]) if objects else None
 
     def list_objects(self) -> list[LogObject]:
         """Every matching object under the prefix, in numeric sequence order."""
@@ -127,7 +180,12 @@ class S3Source:
                     if match and match.group(1) and match.group(1).isdigit():
                         found.append(LogObject(key, int(match.group(1)), int(item.get("Size", 0))))
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise describe_s3_error(f"listing {self.id}", exc) from exc
+            error = describe_s3_error(f"listing {self.id}", exc)
+            if "AccessDenied" in str(error):
+                error = CredentialsError(
+                    f"{error}; if the key may read files but not list them, set source.discovery: probe"
+                )
+            raise error from exc
         found.sort(key=lambda o: (o.sequence, o.key))
         self._warn_duplicates(found)
         return found
@@ -144,29 +202,51 @@ class S3Source:
                     after.sequence,
                 )
 
-    @contextmanager
-    def download(self, obj: LogObject) -> Iterator[Path]:
-        """Download *obj* to a temporary file, yield its path, and remove it afterwards."""
+    def fetch(self, obj: LogObject) -> Path:
+        """Download *obj* to a new temporary file and return its path; the caller removes it.
+
+        boto3's managed download: ranged GETs in parallel for big objects, and botocore's
+        retries also for a body cut short.
+        """
+        return self._to_temporary_file(
+            obj, lambda handle: self._client.download_fileobj(self.bucket, obj.key, handle)
+        )
+
+    def _to_temporary_file(self, obj: LogObject, download: Callable[[Any], None]) -> Path:
+        """Run *download* into a new temporary file; errors become FetchError naming *obj*."""
         where = self._download_dir or tempfile.gettempdir()
         try:
-            temporary = tempfile.NamedTemporaryFile(
-                prefix="forwarder-", suffix=".part", dir=self._download_dir
+            handle = tempfile.NamedTemporaryFile(
+                prefix="forwarder-", suffix=".part", dir=self._download_dir, delete=False
             )
         except OSError as exc:  # source.download_dir missing or not writable
             raise FetchError(
                 f"s3://{self.bucket}/{obj.key}: cannot store the download in {where}: {exc.strerror}"
             ) from exc
-        with temporary as handle:
-            try:
-                self._client.download_fileobj(self.bucket, obj.key, handle)
-                handle.flush()
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                raise describe_s3_error(f"s3://{self.bucket}/{obj.key}", exc) from exc
-            except OSError as exc:
+        path = Path(handle.name)
+        try:
+            with handle:
+                download(handle)
+        except BaseException as exc:
+            path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
                 raise FetchError(
                     f"s3://{self.bucket}/{obj.key}: cannot store the download in {where}: {exc.strerror}"
                 ) from exc
-            yield Path(handle.name)
+            if isinstance(exc, Exception) and not isinstance(exc, FetchError):
+                # botocore's errors, and s3transfer's RetriesExceededError once botocore gave up
+                raise describe_s3_error(f"s3://{self.bucket}/{obj.key}", exc) from exc
+            raise
+        return path
+
+    @contextmanager
+    def download(self, obj: LogObject) -> Iterator[Path]:
+        """Download *obj* to a temporary file, yield its path, and remove it afterwards."""
+        path = self.fetch(obj)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     def label(self, obj: LogObject) -> str:
         """How *obj* is named in messages."""

@@ -26,6 +26,7 @@ if str(_ROOT) not in sys.path:  # make ``tests.support`` importable under any ro
 from tests.support.certs import TlsFiles, mint_server_certs  # noqa: E402
 from tests.support.rsyslog import CollectorFactory, Rsyslog  # noqa: E402
 from tests.support.s3 import S3Server  # noqa: E402
+from tests.support.s3proxy import S3Proxy  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +79,10 @@ def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collec
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def s3proxy(s3: S3Server) -> Iterator[S3Proxy]:
+    """A proxy in front of the (wiped) S3 server that can deny listing, reject keys, inject faults."""
+    with S3Proxy(s3.endpoint_url) as proxy:
+        yield proxy

@@ -86,35 +86,66 @@ def write_config(path: Path, endpoint: str, output: dict[str, Any], **sections: 
     """A forwarder config file for the test bucket; *sections* override or add sections."""
     config: dict[str, Any] = {
         "source": {
-            "bucket": BUCKET, "prefix": PREFIX, "endpoint_url": endpoint,
-            "access_key_id": "testing", "secret_access_key": "testing",
-            "zip_password": PASSWORD, "poll_interval_secs": 0.5,
+            "bucket": BUCKET,
+            "prefix": PREFIX,
+            "endpoint_url": endpoint,
+            "access_key_id": "testing",
+            "secret_access_key": "testing",
+            "zip_password": PASSWORD,
+            "poll_interval_secs": 0.5,
+            "bad_file_retry_secs": 0.05,
         },
-        "output": {"app_name": "cato", "hostname": "fwd-test", "retry_initial_secs": 0.1,
-                   "retry_max_secs": 0.5, **output},
+        "output": {
+            "app_name": "cato",
+            "hostname": "fwd-test",
+            "retry_initial_secs": 0.1,
+            "retry_max_secs": 0.5,
+            **output,
+        },
         "checkpoint": {"path": str(path.parent / "state" / "checkpoint.json")},
         "log": {"format": "json"},
-    }  # fmt: skip
+    }
     for name, values in sections.items():
         config[name] = {**config.get(name, {}), **values}
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
 
 
-def forwarder(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def forwarder_env(**extra: str) -> dict[str, str]:
+    """The environment a forwarder runs in: this checkout importable, no instance-metadata
+    lookups (boto3 would otherwise ask 169.254.169.254 when it finds no credentials)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {
+        **env,
+        "PYTHONPATH": str(REPO),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        **extra,
+    }
+
+
+def forwarder(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m forwarder ARGS`` as a user would, and capture its output."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "forwarder", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "forwarder", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or forwarder_env(),
     )
 
 
-def start_forwarder(log_file: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_forwarder(log_file: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``python -m forwarder ARGS`` in the background, its output going to *log_file*."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(log_file, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "forwarder", *args], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "forwarder", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or forwarder_env(),
         )
 
 

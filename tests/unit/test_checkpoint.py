@@ -63,7 +63,7 @@ def test_save_then_load_round_trip(store: CheckpointStore, position: Position) -
 
 
 def test_saved_file_is_versioned_json_naming_the_source(store: CheckpointStore) -> None:
-    """The file is JSON with version 1, the source id, the position and an update time."""
+    """The file is JSON with version 1, the source id, the position, notes and an update time."""
     store.save(Position(7007, KEY, 1000, False))
     data = json.loads(store.path.read_text(encoding="utf-8"))
     assert {k: v for k, v in data.items() if k != "updated_at"} == {
@@ -73,6 +73,10 @@ def test_saved_file_is_versioned_json_naming_the_source(store: CheckpointStore) 
         "key": KEY,
         "records": 1000,
         "complete": False,
+        "gaps": [],
+        "quarantined": [],
+        "failure": None,
+        "last_error": None,
     }
     assert data["updated_at"].endswith("Z")
 
@@ -220,3 +224,39 @@ def test_failed_save_keeps_the_old_checkpoint_and_no_temp_file(tmp_path: Path) -
 def test_next_record(position: Position, sequence: int, expected: int | None) -> None:
     """Files before the position are done, the position's file resumes at records, later ones at 0."""
     assert position.next_record(sequence) == expected
+
+
+def test_notes_survive_a_restart(store: CheckpointStore) -> None:
+    """Gaps, quarantined files, the failing file's attempts and the last error are saved and read back."""
+    store.save(Position(7000, KEY, 0, True))
+    store.record_gap(7001, 7003)
+    store.record_quarantine(7004, "K/7004", "wrong zip password")
+    store.save(Position(7004, "K/7004", 0, True))
+    assert store.record_failure(7005, "K/7005", "corrupt").attempts == 1
+    assert store.record_failure(7005, "K/7005", "corrupt again").attempts == 2
+    again = CheckpointStore(store.path, SOURCE)
+    assert again.load() == Position(7004, "K/7004", 0, True)
+    assert [(g["first"], g["last"]) for g in again.gaps] == [(7001, 7003)]
+    assert [(q["sequence"], q["reason"]) for q in again.quarantined] == [(7004, "wrong zip password")]
+    assert again.failure is not None and (again.failure.sequence, again.failure.attempts) == (7005, 2)
+    assert again.last_error is not None and again.last_error["message"] == "K/7005: corrupt again"
+    assert again.record_failure(7005, "K/7005", "still").attempts == 3  # the count goes on across restarts
+
+
+def test_failure_clears_once_the_file_is_delivered(store: CheckpointStore) -> None:
+    """The failure note goes when the position passes the failed file, and not before."""
+    store.save(Position(7004, KEY, 0, True))
+    store.record_failure(7005, "K/7005", "corrupt")
+    store.save(Position(7005, "K/7005", 10, False))
+    assert store.failure is not None
+    store.save(Position(7005, "K/7005", 20, True))
+    assert store.failure is None
+
+
+def test_notes_before_any_position(store: CheckpointStore) -> None:
+    """An error before anything was delivered is saved without inventing a position."""
+    assert store.load() is None
+    store.record_error("listing s3://b/p: AccessDenied")
+    again = CheckpointStore(store.path, SOURCE)
+    assert again.load() is None
+    assert again.last_error is not None and "AccessDenied" in again.last_error["message"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from forwarder import checks, cli
+from forwarder import cli
 from forwarder.checkpoint import CheckpointStore, Position
 from forwarder.cli import main
 from forwarder.config import SourceConfig
@@ -89,8 +89,7 @@ def bucket(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     def fake_client(source: SourceConfig) -> FakeS3Client:
         return FakeS3Client(objects)
 
-    monkeypatch.setattr(cli, "make_s3_client", fake_client)
-    monkeypatch.setattr(checks, "make_s3_client", fake_client)
+    monkeypatch.setattr(cli, "make_s3_client", fake_client)  # check and status build through cli
     return objects
 
 
@@ -99,7 +98,7 @@ def write_config(tmp_path: Path, output: str = "", extra: str = "") -> Path:
     path = tmp_path / "forwarder.yaml"
     path.write_text(
         f"source:\n  bucket: cato-logs\n  prefix: KEY/\n  zip_password: pw\n  download_dir: {tmp_path}\n"
-        "  poll_interval_secs: 0.1\n"
+        "  poll_interval_secs: 0.1\n  bad_file_retry_secs: 0.01\n"
         f"{output}checkpoint:\n  path: {tmp_path / 'state' / 'cp.json'}\n{extra}",
         encoding="utf-8",
     )

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -67,18 +66,26 @@ class FakeSource:
             key=lambda o: o.sequence,
         )
 
-    @contextmanager
-    def download(self, obj: LogObject) -> Iterator[Path]:
+    def pending(self, expected: int | None) -> Iterator[LogObject]:
+        for obj in self.list_objects():
+            if expected is None or obj.sequence >= expected:
+                yield obj
+
+    def bounds(self) -> tuple[LogObject, LogObject] | None:
+        objects = self.list_objects()
+        return (objects[0], objects[-1]) if objects else None
+
+    def refresh_credentials(self, force: bool = True) -> None:
+        return None
+
+    def fetch(self, obj: LogObject) -> Path:
         self.downloads.append(obj.sequence)
         if self.broken.get(obj.sequence, 0):
             self.broken[obj.sequence] -= 1
             raise FetchError(f"s3://{BUCKET}/{obj.key}: AccessDenied: access denied")
-        path = self._dir / f"download-{obj.sequence}.part"
+        path = self._dir / f"download-{obj.sequence}-{len(self.downloads)}.part"
         path.write_bytes(self.objects[obj.sequence])
-        try:
-            yield path
-        finally:
-            path.unlink()
+        return path
 
     def label(self, obj: LogObject) -> str:
         return f"s3://{BUCKET}/{obj.key}"
@@ -123,11 +130,15 @@ class FakeTransport:
         return None
 
 
-def make_config(tmp_path: Path, max_events: int = 1000, start: str = "earliest") -> Config:
+def make_config(
+    tmp_path: Path, max_events: int = 1000, start: str = "earliest", source: str = ""
+) -> Config:
+    """Prefetch is off unless *source* (extra YAML lines of the source section) turns it on."""
     return parse_config(
         f"source:\n  bucket: {BUCKET}\n  prefix: {PREFIX}\n  start: {start}\n"
-        "  poll_interval_secs: 0.1\n"
-        "output:\n  header: none\n  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n"
+        "  poll_interval_secs: 0.1\n  prefetch_files: 0\n  max_attempts: 2\n  bad_file_retry_secs: 0.01\n"
+        + source
+        + "output:\n  header: none\n  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n"
         f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n"
         f"batch:\n  max_events: {max_events}\n",
         env={},
@@ -487,17 +498,19 @@ def test_checkpoint_wins_over_start(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_stops_the_pass_and_is_not_overtaken(tmp_path: Path) -> None:
-    """A file that cannot be read raises FetchError; later files wait; the checkpoint stays before it."""
+    """A file that cannot be read is tried max_attempts times, then (on_bad_file: stop) raises
+    FetchError; later files wait; the checkpoint stays before it."""
     config = make_config(tmp_path)
     objects = {1: events_file(1, 2), 2: b"PK\x03\x04 truncated zip", 3: events_file(3, 2)}
     source = FakeSource(tmp_path, objects)
     transport = FakeTransport()
     pipeline = make_pipeline(config, source, transport)
-    with pytest.raises(FetchError, match=f"s3://{BUCKET}/{key(2)}: not a readable zip file"):
+    with pytest.raises(FetchError, match=f"s3://{BUCKET}/{key(2)}: not a readable zip file") as info:
         pipeline.run_pass()
+    assert "attempt 2 of 2; on_bad_file: stop holds the position here" in str(info.value)
     assert transport.events == [event(1, 0), event(1, 1)]
     assert saved(config) == Position(1, key(1), 2, True)
-    assert source.downloads == [1, 2]
+    assert source.downloads == [1, 2, 2]
 
     source.objects[2] = events_file(2, 1)  # the object is replaced
     pipeline.run_pass()

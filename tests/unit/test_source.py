@@ -124,7 +124,8 @@ def test_listing_error_is_a_fetch_error_with_a_hint() -> None:
         source.list_objects()
     assert str(info.value) == (
         "listing s3://cato-logs/KEY/: AccessDenied: access denied (is the access key still valid, "
-        "and may it list and read this prefix?)"
+        "and may it list and read this prefix?); if the key may read files but not list them, "
+        "set source.discovery: probe"
     )
 
 
@@ -204,7 +205,7 @@ def test_make_s3_client_uses_the_settings(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     config = source_config(
         "  endpoint_url: http://127.0.0.1:9000\n  region: eu-central-1\n  access_key_id: AKIA\n"
-        "  secret_access_key: s\n  max_attempts: 3\n  connect_timeout_secs: 2\n"
+        "  secret_access_key: s\n  s3_max_attempts: 3\n  connect_timeout_secs: 2\n"
     )
     client = make_s3_client(config)
     assert client.meta.endpoint_url == "http://127.0.0.1:9000"

@@ -1,0 +1,120 @@
+"""Prefetch: download the next files in the background while the current one is sent.
+
+A worker thread walks the source's pending files in order and downloads them to
+temporary files, staying at most ``max_files`` files and ``max_bytes`` bytes ahead of the
+consumer (one file is always allowed, however big). The consumer gets them in order; a
+failed download is handed over in its place, and the worker stops there: no file is ever
+fetched past one that failed, so order is kept. With ``max_files == 0`` everything happens
+in the consumer's thread, one file at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from forwarder.source import LogObject
+
+log = logging.getLogger(__name__)
+
+
+class Fetching(Protocol):
+    """What prefetching needs of a source."""
+
+    def pending(self, expected: int | None) -> Iterator[LogObject]: ...
+
+    def fetch(self, obj: LogObject) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A downloaded file (path) or why it could not be downloaded (error)."""
+
+    obj: LogObject | None  # None: the pending list itself could not be read
+    path: Path | None
+    error: Exception | None
+
+
+class Prefetcher:
+    """Iterate over ``Fetched`` items in sequence order; ``close()`` cleans up what is left."""
+
+    def __init__(self, source: Fetching, expected: int | None, max_files: int, max_bytes: int) -> None:
+        self._source = source
+        self._expected = expected
+        self._max_files = max_files
+        self._max_bytes = max_bytes
+        self._items: queue.Queue[Fetched | None] = queue.Queue()
+        self._room = threading.Condition()
+        self._ahead_files = 0
+        self._ahead_bytes = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def __iter__(self) -> Iterator[Fetched]:
+        if self._max_files == 0:
+            yield from self._walk(wait=False)
+            return
+        self._thread = threading.Thread(target=self._work, name="prefetch", daemon=True)
+        self._thread.start()
+        while (item := self._items.get()) is not None:
+            if item.obj is not None:
+                with self._room:
+                    self._ahead_files -= 1
+                    self._ahead_bytes -= item.obj.size
+                    self._room.notify()
+            yield item
+
+    def _work(self) -> None:
+        try:
+            for item in self._walk(wait=True):
+                self._items.put(item)
+        finally:
+            self._items.put(None)
+
+    def _walk(self, wait: bool) -> Iterator[Fetched]:
+        """Download the pending files in order; with *wait*, only while there is room ahead."""
+        try:
+            for obj in self._source.pending(self._expected):
+                if wait and not self._take_room(obj):
+                    return
+                try:
+                    path = self._source.fetch(obj)
+                except Exception as exc:  # handed to the consumer in the file's place
+                    yield Fetched(obj, None, exc)
+                    return
+                log.debug("downloaded %s", obj.key, extra={"key": obj.key})
+                yield Fetched(obj, path, None)
+        except Exception as exc:  # the pending files could not be found (listing failed)
+            yield Fetched(None, None, exc)
+
+    def _take_room(self, obj: LogObject) -> bool:
+        """Wait until *obj* may be downloaded; False when closed meanwhile."""
+        with self._room:
+            while (
+                not self._closed
+                and self._ahead_files > 0
+                and (self._ahead_files >= self._max_files or self._ahead_bytes + obj.size > self._max_bytes)
+            ):
+                self._room.wait()
+            if self._closed:
+                return False
+            self._ahead_files += 1
+            self._ahead_bytes += obj.size
+            return True
+
+    def close(self) -> None:
+        """Stop the worker and remove every downloaded file not handed out."""
+        with self._room:
+            self._closed = True
+            self._room.notify_all()
+        if self._thread is not None:
+            self._thread.join()  # it stops at its next step: before waiting or downloading more
+            while not self._items.empty():
+                item = self._items.get_nowait()
+                if item is not None and item.path is not None:
+                    item.path.unlink(missing_ok=True)
