@@ -327,8 +327,8 @@ class Pipeline:
         if messages:
             self._send_with_retry(messages)
             self.stats.events_sent += len(messages)
-            self._pace(len(messages))
         self._save(position)
+        self._pace(len(messages))  # after the save: a crash while pacing repeats nothing
 
     def _drop_oversize(
         self, batch: list[Record], messages: list[bytes], limit: int, position: Position

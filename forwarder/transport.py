@@ -21,6 +21,7 @@ import fcntl
 import os
 import socket
 import ssl
+import struct
 import sys
 import termios
 import time
@@ -136,8 +137,21 @@ class StreamTransport:
             sock.sendall(data)
             self._wait_acknowledged(sock)
         except (OSError, ssl.SSLError) as exc:
-            self.close()
+            self._abort()
             raise SendError(f"{self.label}: send failed: {exc}") from exc
+
+    def _abort(self) -> None:
+        """Drop a connection whose batch was not acknowledged, with a reset.
+
+        The reset makes the collector's kernel discard what the collector has not read of
+        it: the batch is then sent again on a new connection as the only copy, in order,
+        rather than arriving twice, the old copy late.
+        """
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
 
     def _wait_acknowledged(self, sock: socket.socket) -> None:
         deadline = time.monotonic() + self._ack_timeout

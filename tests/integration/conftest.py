@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:  # make ``tests.support`` importable under any rootdir/import mode
     sys.path.insert(0, str(_ROOT))
 
+from tests.support.backlog import start_forwarder  # noqa: E402
 from tests.support.certs import TlsFiles, mint_server_certs  # noqa: E402
 from tests.support.rsyslog import CollectorFactory, Rsyslog  # noqa: E402
 from tests.support.s3 import S3Server  # noqa: E402
@@ -86,3 +88,20 @@ def s3proxy(s3: S3Server) -> Iterator[S3Proxy]:
     """A proxy in front of the (wiped) S3 server that can deny listing, reject keys, inject faults."""
     with S3Proxy(s3.endpoint_url) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def background(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start forwarders in the background (output in tmp_path/forwarder.log); any still
+    running at teardown is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        started.append(start_forwarder(tmp_path / "forwarder.log", *args, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

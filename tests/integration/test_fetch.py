@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from tests.support.backlog import (
     forwarder,
     forwarder_env,
     plain_backlog,
-    start_forwarder,
     write_config,
 )
 from tests.support.s3proxy import S3Proxy
@@ -46,22 +45,6 @@ def _status(config: Path) -> dict[str, Any]:
 
 def _log(stderr: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture
-def background(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start forwarders in the background; any still running at teardown is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        started.append(start_forwarder(tmp_path / "forwarder.log", *args, env=env))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
 
 
 def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:

@@ -6,35 +6,19 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.backlog import bodies, forwarder, plain_backlog, start_forwarder, write_config
+from tests.support.backlog import bodies, forwarder, plain_backlog, write_config
 
 pytestmark = pytest.mark.integration
 
 BATCH = 50
 # Paced so that the backlog takes a few seconds and the stop lands in the middle of it.
 RATE = 2000
-
-
-@pytest.fixture
-def background(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start forwarders in the background; any still running at teardown is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str) -> subprocess.Popen[bytes]:
-        started.append(start_forwarder(tmp_path / "forwarder.log", *args))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
 
 
 def _wait_for_progress(rsyslog: Any, count: int, process: Any, timeout: float = 30) -> int:
