@@ -7,9 +7,12 @@ import sys
 from collections.abc import Callable
 from typing import IO
 
+import yaml
+
 from forwarder.checkpoint import CheckpointStore
-from forwarder.config import Config
+from forwarder.config import Config, redacted, secret_values
 from forwarder.errors import CredentialsError, ForwarderError
+from forwarder.logs import mask
 from forwarder.probe import ProbeSource
 from forwarder.transport import make_transport
 
@@ -47,14 +50,19 @@ def _check_probe(source: ProbeSource, config: Config, report: Callable[[bool, st
 
 
 def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> bool:
-    """Print a line per check to *out* (stdout); True when every check passed."""
+    """Print a line per check, then the effective config, to *out* (stdout); True when all passed.
+
+    No secret value is printed: the config's secrets show as ``***``, and every line is
+    masked as the log is (an error message could quote a value).
+    """
     out = out or sys.stdout
     ok = True
+    secrets = secret_values(config)
 
     def report(passed: bool, what: str, detail: str) -> None:
         nonlocal ok
         ok = ok and passed
-        print(f"{'ok  ' if passed else 'FAIL'} {what}: {detail}", file=out)
+        print(mask(f"{'ok  ' if passed else 'FAIL'} {what}: {detail}", secrets), file=out)
 
     o = config.output
     target = (
@@ -105,4 +113,7 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
             transport.close()
     except ForwarderError as exc:
         report(False, "collector", str(exc))
+    shown = yaml.safe_dump(redacted(config), sort_keys=False, allow_unicode=True)
+    print("\neffective config (defaults filled in, secrets masked):", file=out)
+    print(mask(shown, secrets), end="", file=out)
     return ok

@@ -21,13 +21,14 @@ from typing import Any
 
 from forwarder import __version__
 from forwarder.checkpoint import CheckpointStore
-from forwarder.config import Config, load_config
+from forwarder.config import Config, exposed_secrets_warning, load_config, secret_values
+from forwarder.encoding import EventEncoder
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.logs import setup_logging
+from forwarder.observer import Observer
 from forwarder.pipeline import Pipeline, Stopped
 from forwarder.probe import ProbeSource
 from forwarder.source import S3Source, make_s3_client
-from forwarder.syslog import SyslogEncoder
 from forwarder.transport import make_transport
 
 log = logging.getLogger("forwarder")
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
         description="Forward Cato Networks Log Exporter events from S3 to a syslog collector "
-        "(QRadar, ArcSight, rsyslog, ...) over UDP, TCP or TLS: every event at least once, in order.",
+        "(QRadar, ArcSight, rsyslog, ...) over UDP, TCP, TLS or RELP: every event at least once, in order.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -160,7 +161,14 @@ def _load(args: argparse.Namespace) -> Config:
     if not args.config:
         raise _UsageError("--config FILE is required (or set FORWARDER_CONFIG); see config.example.yaml")
     config = load_config(args.config)
-    setup_logging(args.log_level or config.log.level, args.log_format or config.log.format)
+    setup_logging(
+        args.log_level or config.log.level,
+        args.log_format or config.log.format,
+        secrets=secret_values(config),
+        repeat_window_secs=config.log.repeat_window_secs,
+    )
+    if warning := exposed_secrets_warning(args.config):
+        log.warning("%s", warning)
     return config
 
 
@@ -179,10 +187,16 @@ def make_source(config: Config) -> S3Source:
 
 
 def build_pipeline(
-    config: Config, stop: threading.Event, once: bool, store: CheckpointStore | None = None
+    config: Config,
+    stop: threading.Event,
+    once: bool,
+    store: CheckpointStore | None = None,
+    observer: Observer | None = None,
 ) -> tuple[Pipeline, CheckpointStore, Any]:
     """Wire the stages from *config*; the checkpoint (*store*, or a new one) is locked on return."""
     source = make_source(config)
+    if observer is not None:
+        source.on_listing = observer.listed
     if store is None:
         store = CheckpointStore(config.checkpoint.path, source.id)
         store.lock()
@@ -193,7 +207,8 @@ def build_pipeline(
         )
     try:
         transport = make_transport(config.output)
-        pipeline = Pipeline(config, source, store, SyslogEncoder(config.output), transport, stop, once)
+        encoder = EventEncoder(config)
+        pipeline = Pipeline(config, source, store, encoder, transport, stop, once, observer)
     except BaseException:  # a corrupt checkpoint or bad TLS files: do not keep the lock open
         store.unlock()
         raise
@@ -201,10 +216,17 @@ def build_pipeline(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from forwarder.metrics import Observing
+
     config = _load(args)
     stop = threading.Event()
     _Stopper(stop).install()
-    pipeline, store, transport = build_pipeline(config, stop, args.once)
+    observing = Observing(config)  # metrics.listen: the endpoint listens from here on
+    try:
+        pipeline, store, transport = build_pipeline(config, stop, args.once, observer=observing.observer)
+    except BaseException:
+        observing.close()
+        raise
     out = config.output
     target = (
         out.path
@@ -239,13 +261,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         transport.close()
         store.unlock()
+        observing.close()
     stats = pipeline.stats
     log.info(
-        "done: %d events from %d files in %.1fs%s",
+        "done: %d events from %d files in %.1fs%s%s%s%s",
         stats.events_sent,
         stats.files,
         time.monotonic() - started,
         f"; {stats.bad_records} bad records skipped (see warnings above)" if stats.bad_records else "",
+        f"; {stats.repaired_records} sent with invalid UTF-8 replaced" if stats.repaired_records else "",
+        f"; {dead} noted in {pipeline.dead_letter.path}" if (dead := pipeline.dead_letter.written) else "",
+        f"; over output.max_message_bytes: {oversize}" if (oversize := stats.oversize_text()) else "",
     )
     return EXIT_OK
 
@@ -256,11 +282,16 @@ def _reloaded(
     """SIGHUP: read the config and credentials again; keep running on the old ones if it fails."""
     try:
         config = load_config(path)
-        fresh, _, fresh_transport = build_pipeline(config, stop, False, store)
+        fresh, _, fresh_transport = build_pipeline(config, stop, False, store, pipeline.observer)
     except ForwarderError as exc:
         log.error("SIGHUP: the reloaded configuration was refused, keeping the running one: %s", exc)
         return pipeline, transport
-    setup_logging(config.log.level, config.log.format)
+    setup_logging(
+        config.log.level,
+        config.log.format,
+        secrets=secret_values(config),
+        repeat_window_secs=config.log.repeat_window_secs,
+    )
     fresh.stats = pipeline.stats
     transport.close()
     log.info("SIGHUP: configuration and credentials reloaded from %s", path)

@@ -25,9 +25,20 @@ import yaml
 
 from forwarder.errors import ConfigError
 
-PROTOCOLS = ("udp", "tcp", "tls", "file", "stdout")
-NETWORK_PROTOCOLS = ("udp", "tcp", "tls")
+PROTOCOLS = ("udp", "tcp", "tls", "relp", "file", "stdout")
+NETWORK_PROTOCOLS = ("udp", "tcp", "tls", "relp")
 STREAM_PROTOCOLS = ("tcp", "tls")
+# output.max_message_bytes when not given. udp: the largest IPv4 UDP payload (65535 - 8 - 20,
+# = transport.UDP_MAX_PAYLOAD). tcp/tls/relp: 1 MiB, parser.max_record_bytes' default, so
+# out of the box any event the parser takes passes whole (lower it to the collector's
+# limit). file/stdout: none. Reasons in config.example.yaml.
+DEFAULT_MAX_MESSAGE_BYTES = {"udp": 65507, "tcp": 1 << 20, "tls": 1 << 20, "relp": 1 << 20}
+# RFC 5424 6.1: every receiver MUST take messages of 480 octets; a smaller limit is refused.
+MIN_MESSAGE_BYTES = 480
+# output.max_events_per_sec when not given, udp only (the transport paces each datagram):
+# a burst of 3,000 datagrams into rsyslog with the default receive buffer lost 28-57% of
+# them; paced at 5,000/s in 10 ms slices none, at 10,000/s up to 3% (2-core machine).
+UDP_DEFAULT_EVENTS_PER_SEC = 2000
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6,
     "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11, "ntp": 12, "security": 13,
@@ -83,16 +94,26 @@ class ParserConfig:
 
     format: str = field(default="auto", metadata=_choice("auto", "cef", "json"))
     max_record_bytes: int = field(default=1_048_576, metadata=_range(64))
+    # light: what passthrough checks for free (CEF header fields, whole JSON objects); full:
+    # every record parsed (always so with output.encoding cef, leef or json).
+    validate: str = field(default="light", metadata=_choice("light", "full"))
+    # Invalid UTF-8: replace (sent with U+FFFD, counted, dead-lettered), reject (dead-lettered
+    # only) or keep (sent as it is, unchecked: the fastest pass-through).
+    invalid_utf8: str = field(default="replace", metadata=_choice("replace", "reject", "keep"))
+    # Records not sent as they were, one JSON line each; empty = dead_letter.jsonl beside the checkpoint.
+    dead_letter_path: str = ""
 
 
 @dataclass(frozen=True)
 class TlsConfig:
     """TLS client settings (protocol tls only)."""
 
-    ca_file: str = ""
+    ca_file: str = ""  # a file, or a directory of hashed CA certificates
     cert_file: str = ""
     key_file: str = ""
     verify: bool = True
+    server_name: str = ""  # the name the certificate must carry; empty = output.host
+    min_version: str = field(default="1.2", metadata=_choice("1.2", "1.3"))
 
 
 @dataclass(frozen=True)
@@ -102,8 +123,15 @@ class OutputConfig:
     protocol: str = field(default="tcp", metadata=_choice(*PROTOCOLS))
     host: str = "127.0.0.1"
     port: int = field(default=514, metadata=_range(1, 65535))
+    # Failover: collectors as "host:port" (port optional), tried in order; replaces host/port.
+    hosts: tuple[str, ...] = ()
+    failback_secs: float = field(default=300.0, metadata=_range(1))
     framing: str = field(default="octet_counting", metadata=_choice("octet_counting", "newline"))
     header: str = field(default="rfc5424", metadata=_choice("rfc5424", "rfc3164", "none"))
+    # The header's time: the event's (CEF rt/end, JSON time/creationTime) or when it is sent.
+    header_time: str = field(default="event", metadata=_choice("event", "now"))
+    # The message body: the record's text as it is, or every event rendered as CEF, LEEF or JSON.
+    encoding: str = field(default="passthrough", metadata=_choice("passthrough", "cef", "leef", "json"))
     app_name: str = field(default="cato", metadata={"nonempty": True})
     hostname: str = ""
     facility: str = field(default="local0", metadata=_choice(*FACILITIES))
@@ -113,7 +141,13 @@ class OutputConfig:
     ack_timeout_secs: float = field(default=30.0, metadata=_range(0.1))
     retry_initial_secs: float = field(default=1.0, metadata=_range(0.01))
     retry_max_secs: float = field(default=60.0, metadata=_range(0.01))
+    # Events (udp: datagrams) per second at most; 0 = no limit. The default depends on the
+    # protocol: see UDP_DEFAULT_EVENTS_PER_SEC.
     max_events_per_sec: int = field(default=0, metadata=_range(0))
+    # The longest syslog message (header and event, unframed) to send; 0 = no limit. The
+    # default depends on the protocol (DEFAULT_MAX_MESSAGE_BYTES); see forwarder.oversize.
+    max_message_bytes: int = field(default=1 << 20, metadata=_range(0))
+    oversize: str = field(default="truncate", metadata=_choice("truncate", "split", "drop"))
 
 
 @dataclass(frozen=True)
@@ -138,6 +172,22 @@ class LogConfig:
 
     level: str = field(default="info", metadata=_choice("debug", "info", "warning", "error"))
     format: str = field(default="auto", metadata=_choice("auto", "text", "json"))
+    # While a backlog lasts, a progress line this often (0 = none).
+    progress_interval_secs: float = field(default=60.0, metadata=_range(0))
+    # The same message again within this time is counted, not shown (0 = show every one).
+    repeat_window_secs: float = field(default=60.0, metadata=_range(0))
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus metrics and health endpoint."""
+
+    # HOST:PORT to serve /metrics, /healthz and /readyz on; empty = off.
+    listen: str = ""
+    # /readyz turns unready when held this long on a file that cannot be read.
+    stuck_after_secs: float = field(default=600.0, metadata=_range(1))
+    # While idle, the collector connection is checked at most this often (for /readyz).
+    probe_interval_secs: float = field(default=5.0, metadata=_range(0.1))
 
 
 @dataclass(frozen=True)
@@ -150,6 +200,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 class _Substituted(str):
@@ -213,6 +264,8 @@ def _coerce_scalar(value: Any, kind: type, path: str, meta: Mapping[str, Any]) -
             raise ConfigError(f"{path}: expected {noun}{_range_text(low, high)}, got {_describe(value)}")
         return kind(value)
     if not isinstance(value, str):
+        if path.rpartition(".")[2] in SECRET_KEYS:  # a password of digits, unquoted: never echo it
+            raise ConfigError(f'{path}: expected a string (quote it: "..."); a secret, so not shown')
         raise ConfigError(f"{path}: expected a string, got {_describe(value)}")
     choices = meta.get("choices")
     if choices and value not in choices:
@@ -276,6 +329,15 @@ def _build(cls: type[Any], data: Any, path: str) -> Any:
             values[name] = _build(typing.cast(type, kind), data[name], full)
         elif isinstance(kind, types.UnionType):
             values[name] = data[name]  # checked by the owner's own validation
+        elif typing.get_origin(kind) is tuple:
+            items = data[name]
+            if not isinstance(items, list):
+                raise ConfigError(f"{full}: expected a list, got {_describe(items)}")
+            item_kind = typing.get_args(kind)[0]
+            values[name] = tuple(
+                _coerce_scalar(item, item_kind, f"{full}[{i}]", {"nonempty": True})
+                for i, item in enumerate(items)
+            )
         else:
             values[name] = _coerce_scalar(data[name], kind, full, fld.metadata)
     return cls(**values)
@@ -329,8 +391,9 @@ def _check_output(raw: Any) -> dict[str, Any]:
     only = {
         "framing": (STREAM_PROTOCOLS, "tcp or tls"),
         "tls": (("tls",), "tls"),
-        "host": (NETWORK_PROTOCOLS, "udp, tcp or tls"),
-        "port": (NETWORK_PROTOCOLS, "udp, tcp or tls"),
+        "host": (NETWORK_PROTOCOLS, "udp, tcp, tls or relp"),
+        "hosts": (NETWORK_PROTOCOLS, "udp, tcp, tls or relp"),
+        "port": (NETWORK_PROTOCOLS, "udp, tcp, tls or relp"),
         "path": (("file",), "file"),
     }
     for key, (protocols, names) in only.items():
@@ -339,14 +402,33 @@ def _check_output(raw: Any) -> dict[str, Any]:
                 f"output.{key}: only applies to protocol {names}, but protocol is {protocol} "
                 f"(remove output.{key} or change output.protocol)"
             )
+    if "hosts" in out and ("host" in out or "port" in out):
+        raise ConfigError("output.hosts: give either hosts (for failover) or host and port, not both")
     if protocol == "file" and not out.get("path"):
         raise ConfigError("output.path: required with protocol file (the file to append events to)")
-    out.setdefault("port", 6514 if protocol == "tls" else 514)
+    out.setdefault("port", {"tls": 6514, "relp": 20514}.get(protocol, 514))
     out.setdefault("header", "none" if protocol in ("file", "stdout") else "rfc5424")
+    out.setdefault("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES.get(protocol, 0))
+    out.setdefault("max_events_per_sec", UDP_DEFAULT_EVENTS_PER_SEC if protocol == "udp" else 0)
     tls = out.get("tls")
     if isinstance(tls, dict) and tls.get("key_file") and not tls.get("cert_file"):
         raise ConfigError("output.tls.key_file: given without output.tls.cert_file (the client certificate)")
     return out
+
+
+def _check_message_size(output: OutputConfig) -> None:
+    size = output.max_message_bytes
+    if size and size < MIN_MESSAGE_BYTES:
+        raise ConfigError(
+            f"output.max_message_bytes: expected 0 (no limit) or an integer >= {MIN_MESSAGE_BYTES} "
+            f"(RFC 5424's least a collector must take), got {size}"
+        )
+    udp_max = DEFAULT_MAX_MESSAGE_BYTES["udp"]
+    if output.protocol == "udp" and not MIN_MESSAGE_BYTES <= size <= udp_max:
+        raise ConfigError(
+            f"output.max_message_bytes: expected an integer {MIN_MESSAGE_BYTES}-{udp_max} with protocol "
+            f"udp (the largest UDP payload is {udp_max} bytes), got {size}"
+        )
 
 
 def parse_config(text: str, origin: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
@@ -365,11 +447,14 @@ def parse_config(text: str, origin: str = "<config>", env: Mapping[str, str] | N
         raw["output"] = _check_output(raw["output"])
     config: Config = _build(Config, raw, "")
     source = _check_source(raw.get("source") or {}, config.source)
+    _check_message_size(config.output)
     if config.output.retry_max_secs < config.output.retry_initial_secs:
         raise ConfigError(
             f"output.retry_max_secs: expected a number >= output.retry_initial_secs "
             f"({config.output.retry_initial_secs:g}), got {config.output.retry_max_secs:g}"
         )
+    if config.metrics.listen:
+        split_listen(config.metrics.listen)
     return dataclasses.replace(config, source=source)
 
 
@@ -399,3 +484,49 @@ def redacted(config: Config) -> dict[str, Any]:
 
     result: dict[str, Any] = walk(config)
     return result
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``metrics.listen`` as (host, port): "127.0.0.1:9108", "[::1]:9108", "0.0.0.0:9108"."""
+    host, _, port = listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(
+            f'metrics.listen: expected HOST:PORT such as "127.0.0.1:9108" (or "" for off), '
+            f"got {_describe(listen)}"
+        )
+    return host, int(port)
+
+
+def secret_values(config: Config) -> list[str]:
+    """The secret values in *config* and in the AWS_* environment, to be masked in output."""
+    found = [getattr(config.source, key) for key in sorted(SECRET_KEYS)]
+    found += [os.environ.get(name, "") for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    return [value for value in found if value]
+
+
+def exposed_secrets_warning(path: str | Path) -> str | None:
+    """A warning when the file at *path* holds a secret written in it and others may read it.
+
+    A secret given as ``${VAR}`` is not in the file, and a file only its owner may read
+    (mode 600) is fine.
+    """
+    try:
+        mode = os.stat(path).st_mode
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    source = raw.get("source") if isinstance(raw, dict) else None
+    if not mode & 0o044 or not isinstance(source, dict):
+        return None
+    written = [
+        f"source.{key}"
+        for key in sorted(SECRET_KEYS)
+        if isinstance(source.get(key), str) and source[key] and "${" not in source[key]
+    ]
+    if not written:
+        return None
+    return (
+        f"{path} holds {', '.join(written)} and may be read by others (mode {mode & 0o777:o}): "
+        f"chmod 600 it, or give the secret as ${{VAR}} from the environment"
+    )

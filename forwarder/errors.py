@@ -2,7 +2,8 @@
 
     ForwarderError                 base; the CLI prints its message on one line
     ├── ConfigError                bad config or usage: stops the program (exit 2)
-    ├── CheckpointError            corrupt, unwritable or locked checkpoint: stops (exit 3)
+    ├── CheckpointError            corrupt, unwritable or locked checkpoint (or an unwritable
+    │                              dead-letter file): stops (exit 3)
     ├── FetchError                 S3 trouble: the object is retried later, the checkpoint
     │   │                          stays before it
     │   ├── CredentialsError       the key was rejected: credentials are read again, then retried

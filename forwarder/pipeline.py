@@ -14,7 +14,10 @@ It owns the delivery guarantee (at least once, in order):
 - a jump in sequence numbers (files deleted by retention, or never written) is a gap: one
   loud warning naming the missing range, recorded in the checkpoint, and on we go;
 - a bad record is reported (object, member, line, reason), counted and passed over; its
-  place still counts, so it is not re-read after a restart.
+  place still counts, so it is not re-read after a restart;
+- a message over output.max_message_bytes (or what the transport carries) is truncated,
+  split or dropped as output.oversize says (forwarder.oversize), counted, and logged once
+  per object with its place.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ from pathlib import Path
 from forwarder.archive import Member, limit_members, open_members
 from forwarder.checkpoint import CheckpointStore, Position, now_text
 from forwarder.config import Config
+from forwarder.deadletter import DeadLetter, dead_letter_path
+from forwarder.encoding import EventEncoder, as_event_encoder
 from forwarder.errors import BadFileError, ConfigError, CredentialsError, FetchError, SendError
+from forwarder.observer import Observer
+from forwarder.oversize import fit, header_length
 from forwarder.prefetch import Fetched, Prefetcher
 from forwarder.records import Record, split_records
 from forwarder.source import LogObject, S3Source
@@ -42,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # How many bad records of one object are logged one by one before the rest are summed up.
 BAD_RECORDS_LOGGED_PER_OBJECT = 10
+# How many messages over the size limit (output.oversize) of one object are logged one by one.
+OVERSIZE_LOGGED_PER_OBJECT = 1
 # With --once, a batch the collector refuses is tried this many times before giving up.
 ONCE_SEND_ATTEMPTS = 5
 # The wait between attempts at a bad file doubles from source.bad_file_retry_secs up to this.
@@ -59,10 +68,25 @@ class RunStats:
     files: int = 0
     events_sent: int = 0
     bad_records: int = 0
+    repaired_records: int = 0  # sent with invalid UTF-8 replaced (parser.invalid_utf8: replace)
     quarantined: int = 0
     gaps: int = 0
     last_key: str = ""
     started: float = field(default_factory=time.monotonic)
+    # Events over output.max_message_bytes, by what output.oversize did with them.
+    oversize_truncated: int = 0
+    oversize_split: int = 0
+    oversize_pieces: int = 0  # the messages the split ones became
+    oversize_dropped: int = 0
+
+    def oversize_text(self) -> str:
+        """``1 truncated, 1 split into 2 messages, 1 dropped``; "" when none was too long."""
+        parts = [
+            (self.oversize_truncated, "truncated"),
+            (self.oversize_split, f"split into {self.oversize_pieces} messages"),
+            (self.oversize_dropped, "dropped"),
+        ]
+        return ", ".join(f"{count} {what}" for count, what in parts if count)
 
 
 class Pipeline:
@@ -73,22 +97,32 @@ class Pipeline:
         config: Config,
         source: S3Source,
         store: CheckpointStore,
-        encoder: SyslogEncoder,
+        encoder: SyslogEncoder | EventEncoder,
         transport: Transport,
         stop: threading.Event | None = None,
         once: bool = False,
+        observer: Observer | None = None,
     ) -> None:
         self._config = config
         self._source = source
         self._store = store
-        self._encoder = encoder
+        self._encoder = as_event_encoder(encoder)
         self._transport = transport
+        # Every record not sent as it was (parser.dead_letter_path): see forwarder.deadletter.
+        self.dead_letter = DeadLetter(
+            dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path)
+        )
+        self._noted: tuple[str, dict[str, int]] = ("", {})  # (key, records of it logged, by kind)
         self.stop = stop or threading.Event()
         self._once = once
         self.stats = RunStats()
         self.position: Position | None = store.load()
+        self.observer = observer or Observer()  # metrics, health, progress: see forwarder.observer
+        if store.failure is not None:
+            self.observer.bad_file(store.failure)
         self._paced_since = time.monotonic()
         self._paced_events = 0
+        self._oversize_seen = ("", 0)  # (key, messages over the size limit in it so far)
 
     # --- the passes -------------------------------------------------------------------
 
@@ -110,6 +144,7 @@ class Pipeline:
                 try:
                     if self.stop.is_set():
                         break
+                    self.observer.fetched(item.obj, item.error)
                     if item.obj is None:
                         raise item.error or FetchError("listing failed")
                     self._forward_fetched(item)
@@ -197,12 +232,14 @@ class Pipeline:
             extra={"gap_first": first, "gap_last": last},
         )
         self.stats.gaps += 1
+        self.observer.gap(first, last)
         self._store.record_gap(first, last)
 
     def _bad_file(self, obj: LogObject, exc: BadFileError) -> bool:
         """Count a failed attempt at a bad file; True to try it again, False when quarantined."""
         src = self._config.source
         failure = self._store.record_failure(obj.sequence, obj.key, str(exc))
+        self.observer.bad_file(failure)
         attempt = f"attempt {failure.attempts} of {src.max_attempts}"
         if failure.attempts < src.max_attempts:
             delay = min(BAD_FILE_RETRY_MAX_SECS, src.bad_file_retry_secs * 2 ** (failure.attempts - 1))
@@ -233,6 +270,7 @@ class Pipeline:
             raise FetchError(f"{quarantine}: cannot record the quarantined file: {exc.strerror}") from exc
         self._store.record_quarantine(obj.sequence, obj.key, reason)
         self.stats.quarantined += 1
+        self.observer.quarantined(obj)
         assert self.position is not None
         done = self.position.records if self.position.sequence == obj.sequence else 0
         self._save(Position(obj.sequence, obj.key, done, True))
@@ -279,10 +317,13 @@ class Pipeline:
             )
         self.stats.files += 1
         self.stats.last_key = obj.key
+        self.observer.file_done(obj, done)
         log.info("%s: delivered (%d records)", label, done, extra={"key": obj.key, "records": done})
 
     def _report_bad(self, label: str, record: Record, count: int) -> None:
         self.stats.bad_records += 1
+        self.observer.skipped("bad_record")
+        self.dead_letter.add(label, record, record.reason)
         if count <= BAD_RECORDS_LOGGED_PER_OBJECT:
             member = f" member {record.member}" if record.member else ""
             log.warning(
@@ -309,9 +350,23 @@ class Pipeline:
                 self._store.record_error(str(exc))
             except Stopped:
                 break
+            else:
+                self.observer.pass_done()
             deadline = time.monotonic() + poll
             while not self._interrupted(reload) and (left := deadline - time.monotonic()) > 0:
+                self._probe_collector()
                 self.stop.wait(min(0.5, left))
+
+    def _probe_collector(self) -> None:
+        """While idle, check the collector when the observers ask (for /readyz; see forwarder.health)."""
+        if not self.observer.probe_due():
+            return
+        try:
+            self._transport.probe()
+        except SendError as exc:
+            self.observer.collector(self._transport.label, False, str(exc))
+        else:
+            self.observer.collector(self._transport.label, True, "")
 
     def _interrupted(self, reload: threading.Event | None) -> bool:
         return self.stop.is_set() or (reload is not None and reload.is_set())
@@ -320,48 +375,153 @@ class Pipeline:
 
     def _deliver(self, batch: list[Record], position: Position) -> None:
         """Send *batch* until acknowledged, then record *position*."""
-        messages = self._encoder.encode_batch(batch) if batch else []
-        limit = self._transport.max_message_bytes
-        if limit is not None and any(len(m) > limit for m in messages):
-            messages = self._drop_oversize(batch, messages, limit, position)
+        batch, messages = self._encode(batch, position)
+        self.observer.read(len(batch))
+        events = len(messages)
+        limit = self._message_limit()
+        if limit is not None and messages and max(map(len, messages)) > limit:
+            messages, events = self._fit_oversize(batch, messages, limit, position)
         if messages:
             self._send_with_retry(messages)
-            self.stats.events_sent += len(messages)
+            self.stats.events_sent += events
         self._save(position)
+        if position.complete:
+            self._oversize_summary(position)
         self._pace(len(messages))  # after the save: a crash while pacing repeats nothing
 
-    def _drop_oversize(
+    def _encode(self, batch: list[Record], position: Position) -> tuple[list[Record], list[bytes]]:
+        """The records that go out and their messages (output.encoding). Those the encoder
+        cannot send (malformed, invalid JSON, invalid UTF-8 under reject) are reported bad;
+        those it sent changed (invalid UTF-8 replaced) are counted and dead-lettered."""
+        if not batch:
+            return batch, []
+        encoded = self._encoder.encode(batch)
+        label = f"s3://{self._source.bucket}/{position.key}"
+        for record, reason in encoded.rejected:
+            self._report_bad(
+                label, record._replace(kind="bad", reason=reason), self._note(position.key, "bad")
+            )
+        for record, reason in encoded.repaired:
+            self.stats.repaired_records += 1
+            self.dead_letter.add(label, record, reason, "repaired")
+            if self._note(position.key, "repaired") <= BAD_RECORDS_LOGGED_PER_OBJECT:
+                member = f" member {record.member}" if record.member else ""
+                log.warning(
+                    "%s%s line %d: %s",
+                    label,
+                    member,
+                    record.line,
+                    reason,
+                    extra={"key": label, "member": record.member, "line": record.line},
+                )
+        return encoded.records, encoded.messages
+
+    def _note(self, key: str, kind: str) -> int:
+        """Count one more record of *kind* in object *key* for the log (the first few are logged)."""
+        if self._noted[0] != key:
+            self._noted = (key, {})
+        counts = self._noted[1]
+        counts[kind] = counts.get(kind, 0) + 1
+        return counts[kind]
+
+    def _message_limit(self) -> int | None:
+        """output.max_message_bytes (0: none), and never more than the transport can carry."""
+        limits = [self._config.output.max_message_bytes, self._transport.max_message_bytes]
+        given = [limit for limit in limits if limit]
+        return min(given) if given else None
+
+    def _fit_oversize(
         self, batch: list[Record], messages: list[bytes], limit: int, position: Position
-    ) -> list[bytes]:
-        kept = []
-        for record, message in zip(batch, messages, strict=False):
+    ) -> tuple[list[bytes], int]:
+        """*messages* with those over *limit* truncated, split or dropped (output.oversize),
+        and how many events are left."""
+        policy = self._config.output.oversize
+        fitted: list[bytes] = []
+        events = 0
+        for record, message in zip(batch, messages, strict=True):
             if len(message) <= limit:
-                kept.append(message)
+                fitted.append(message)
+                events += 1
                 continue
-            self.stats.bad_records += 1
-            member = f" member {record.member}" if record.member else ""
+            pieces = fit(message, header_length(message, self._config.output.header), limit, policy)
+            fitted += pieces
+            events += 1 if pieces else 0
+            self._report_oversize(record, len(message), pieces, limit, position)
+        return fitted, events
+
+    def _report_oversize(
+        self, record: Record, size: int, pieces: list[bytes], limit: int, position: Position
+    ) -> None:
+        """Count a message over the limit; log the first of each object (then a count at its end)."""
+        policy = self._config.output.oversize
+        if policy == "truncate":
+            self.stats.oversize_truncated += 1
+            done = f"truncated to {len(pieces[0])} bytes"
+        elif policy == "split":
+            self.stats.oversize_split += 1
+            self.stats.oversize_pieces += len(pieces)
+            done = f"split into {len(pieces)} messages"
+        else:
+            self.stats.oversize_dropped += 1
+            self.observer.skipped("too_big")
+            done = "dropped, record skipped"
+        if policy != "split":  # split pieces carry all of it; the rest loses some: a trace
+            outcome = "truncated" if policy == "truncate" else "skipped"
+            reason = f"message of {size} bytes over the size limit ({limit}): {done} (output.oversize)"
+            self.dead_letter.add(f"s3://{self._source.bucket}/{position.key}", record, reason, outcome)
+        key, count = self._oversize_seen
+        count = count + 1 if key == position.key else 1
+        self._oversize_seen = (position.key, count)
+        if count > OVERSIZE_LOGGED_PER_OBJECT:
+            return
+        carried = self._transport.max_message_bytes
+        what = f"what {self._transport.label} can carry" if limit == carried else "output.max_message_bytes"
+        member = f" member {record.member}" if record.member else ""
+        log.warning(
+            "s3://%s/%s%s line %d: message of %d bytes exceeds %s (%d): %s (output.oversize: %s)",
+            self._source.bucket,
+            position.key,
+            member,
+            record.line,
+            size,
+            what,
+            limit,
+            done,
+            policy,
+            extra={"key": position.key, "member": record.member, "line": record.line},
+        )
+
+    def _oversize_summary(self, position: Position) -> None:
+        """At the end of an object: how many of its messages were over the limit, if not all were logged."""
+        key, count = self._oversize_seen
+        if key != position.key:
+            return
+        self._oversize_seen = ("", 0)
+        if count > OVERSIZE_LOGGED_PER_OBJECT:
             log.warning(
-                "s3://%s/%s%s line %d: message of %d bytes exceeds what %s can carry (%d); record skipped",
+                "s3://%s/%s: %d messages over the size limit in all (output.oversize: %s; first %d logged)",
                 self._source.bucket,
                 position.key,
-                member,
-                record.line,
-                len(message),
-                self._transport.label,
-                limit,
+                count,
+                self._config.output.oversize,
+                OVERSIZE_LOGGED_PER_OBJECT,
+                extra={"key": position.key},
             )
-        return kept
 
     def _send_with_retry(self, messages: list[bytes]) -> None:
         output = self._config.output
         attempt = 0
         while True:
             try:
+                started = time.monotonic()
                 self._transport.send(messages)
+                acked = time.monotonic() - started
+                self.observer.sent(self._transport.label, len(messages), sum(map(len, messages)), acked)
                 if attempt:
                     log.info("%s: delivering again", self._transport.label)
                 return
             except SendError as exc:
+                self.observer.send_failed(self._transport.label, len(messages), str(exc))
                 attempt += 1
                 if self._once and attempt >= ONCE_SEND_ATTEMPTS:
                     raise SendError(f"{exc} (gave up after {attempt} attempts)") from exc
@@ -373,7 +533,7 @@ class Pipeline:
 
     def _pace(self, count: int) -> None:
         rate = self._config.output.max_events_per_sec
-        if not rate:
+        if not rate or self._config.output.protocol == "udp":  # udp: paced per datagram (transport)
             return
         self._paced_events += count
         ahead = self._paced_since + self._paced_events / rate - time.monotonic()
@@ -388,8 +548,10 @@ class Pipeline:
             False,
         ):
             log.info("%s: delivered after %d failed attempts", position.key, self._store.failure.attempts)
+        self.dead_letter.commit()  # before the checkpoint moves past the records it names
         self._store.save(position)
         self.position = position
+        self.observer.saved(position)
 
 
 def _as_bad_file(records: Iterator[Record]) -> Iterator[Record]:

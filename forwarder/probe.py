@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 
 from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError
-from forwarder.source import LogObject, S3Source, describe_s3_error
+from forwarder.source import LogObject, S3Source, describe_s3_error, epoch_of
 
 log = logging.getLogger(__name__)
 
-# Bytes per read of a streamed GET body.
-CHUNK_BYTES = 1 << 20
 # A missing key: 404 NoSuchKey with s3:ListBucket, 403 AccessDenied without it.
 MISSING_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
@@ -60,21 +57,9 @@ class ProbeSource(S3Source):
             raise describe_s3_error(f"s3://{self.bucket}/{key}", exc) from exc
         response["Body"].close()
         total = str(response.get("ContentRange", "")).rpartition("/")[2]
-        return LogObject(key, sequence, int(total) if total.isdigit() else 0)
-
-    def fetch(self, obj: LogObject) -> Path:
-        """One plain GET streamed to a temporary file, as the client script's curl did.
-
-        Only s3:GetObject is needed (boto3's managed download asks HEAD first). A body cut
-        short fails this attempt; the file is fetched again on the next one.
-        """
-
-        def download(handle: Any) -> None:
-            response = self._client.get_object(Bucket=self.bucket, Key=obj.key)
-            for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
-                handle.write(chunk)
-
-        return self._to_temporary_file(obj, download)
+        return LogObject(
+            key, sequence, int(total) if total.isdigit() else 0, epoch_of(response.get("LastModified"))
+        )
 
     def pending(self, expected: int | None) -> Iterator[LogObject]:
         """Files from *expected* on, probing one sequence number after the other."""

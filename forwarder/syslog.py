@@ -27,10 +27,13 @@ _CEF_SEVERITY_FIELD = 7  # CEF:Version|Vendor|Product|Version|SignatureID|Name|S
 
 def cef_severity(text: bytes) -> int:
     """Syslog severity for a CEF record; notice when the Severity field is missing or odd."""
-    fields = _split_cef_header(text)
-    if fields is None:
-        return SEVERITY_NOTICE
-    value = fields.strip().lower()
+    field = _split_cef_header(text)
+    return SEVERITY_NOTICE if field is None else severity_of_field(field)
+
+
+def severity_of_field(field: bytes) -> int:
+    """Syslog severity for the value of CEF's Severity field (a number or a word)."""
+    value = field.strip().lower()
     if value.isdigit():
         number = int(value)
         for highest, severity in _CEF_BANDS:
@@ -40,24 +43,33 @@ def cef_severity(text: bytes) -> int:
     return _CEF_WORDS.get(value, SEVERITY_NOTICE)
 
 
+# The Severity values met in practice, looked up as they are (no strip, lower or int()).
+_FIELD_SEVERITY = {
+    **{str(n).encode(): severity_of_field(str(n).encode()) for n in range(11)},
+    **{w: severity_of_field(w) for w in (b"Low", b"Medium", b"High", b"Very-High", b"Very High")},
+}
+
+
 def _split_cef_header(text: bytes) -> bytes | None:
     """The Severity field (7th) of a CEF header, honouring ``\\|`` and ``\\\\`` escapes."""
-    if b"\\" not in text:
-        parts = text.split(b"|", _CEF_SEVERITY_FIELD)
-        return parts[_CEF_SEVERITY_FIELD - 1] if len(parts) > _CEF_SEVERITY_FIELD else None
-    field_no, start, i, n = 0, 0, 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == 0x5C:  # backslash: the next byte is taken literally
-            i += 2
-            continue
-        if c == 0x7C:  # "|"
-            field_no += 1
-            if field_no == _CEF_SEVERITY_FIELD:
-                return text[start:i]
-            start = i + 1
-        i += 1
-    return None
+    parts = text.split(b"|", _CEF_SEVERITY_FIELD)
+    if len(parts) <= _CEF_SEVERITY_FIELD:
+        return None  # fewer than 7 "|" at all, so fewer than 7 unescaped ones
+    if text.find(b"\\", 0, len(text) - len(parts[_CEF_SEVERITY_FIELD])) < 0:
+        return parts[_CEF_SEVERITY_FIELD - 1]
+    return _escaped_severity_field(text)
+
+
+def _escaped_severity_field(text: bytes) -> bytes | None:
+    """_split_cef_header for a header holding backslashes."""
+    # A backslash takes the next byte literally. Masking every escaped pair ("\\\\" first, then
+    # "\\|") with two other bytes keeps the offsets and leaves only the real separators.
+    masked = text.replace(b"\\\\", b"\0\0").replace(b"\\|", b"\0\0")
+    parts = masked.split(b"|", _CEF_SEVERITY_FIELD)
+    if len(parts) <= _CEF_SEVERITY_FIELD:
+        return None
+    end = len(text) - len(parts[_CEF_SEVERITY_FIELD]) - 1
+    return text[end - len(parts[_CEF_SEVERITY_FIELD - 1]) : end]
 
 
 def severity_of(record: Record) -> int:
@@ -125,11 +137,30 @@ FRAMERS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+def frames_octet_counting(messages: list[bytes]) -> bytes:
+    """The octet-counting frames of *messages*, back to back (one buffer to send)."""
+    return b"".join([b"%d %b" % (len(m), m) for m in messages])
+
+
+def frames_newline(messages: list[bytes]) -> bytes:
+    """The newline frames of *messages*, back to back (one buffer to send)."""
+    return b"\n".join(messages) + b"\n" if messages else b""
+
+
+# A batch's frames in one buffer, without a Python call per message: same bytes as joining
+# FRAMERS' frames, in about half the time.
+BATCH_FRAMERS: dict[str, Callable[[list[bytes]], bytes]] = {
+    "octet_counting": frames_octet_counting,
+    "newline": frames_newline,
+}
+
+
 class SyslogEncoder:
     """Turn records into syslog messages (no framing) per the output settings.
 
     The header's time is "now", taken once per batch: formatting a timestamp per event
-    would cost more than the rest of the header.
+    would cost more than the rest of the header. So the whole header before MSG is one of
+    eight byte strings per batch (one per severity), and a message is one concatenation.
     """
 
     def __init__(self, output: OutputConfig, clock: Callable[[], float] = time.time) -> None:
@@ -151,8 +182,30 @@ class SyslogEncoder:
         if self._header == "none":
             return [r.text for r in records]
         prefix = self._current_prefix()
-        pris = self._pri
-        return [pris[severity_of(r)] + prefix + r.text for r in records]
+        heads = [p + prefix for p in self._pri]  # by syslog severity
+        by_field = {field: heads[severity] for field, severity in _FIELD_SEVERITY.items()}
+        notice = heads[SEVERITY_NOTICE]
+        messages: list[bytes] = []
+        append = messages.append
+        # cef_severity inlined: ~0.3 µs of the ~1.5 µs a record costs end to end.
+        for record in records:
+            text = record.text
+            if record.kind != "cef":
+                append(notice + text)
+                continue
+            parts = text.split(b"|", _CEF_SEVERITY_FIELD)
+            if len(parts) <= _CEF_SEVERITY_FIELD:
+                append(notice + text)
+                continue
+            if text.find(b"\\", 0, len(text) - len(parts[_CEF_SEVERITY_FIELD])) < 0:
+                field: bytes | None = parts[_CEF_SEVERITY_FIELD - 1]
+            else:
+                field = _escaped_severity_field(text)
+            head = by_field.get(field) if field is not None else notice
+            if head is None:
+                head = heads[severity_of_field(field)] if field is not None else notice
+            append(head + text)
+        return messages
 
 
 def default_hostname() -> str:

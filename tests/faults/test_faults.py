@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -279,14 +280,17 @@ def test_s3_errors_resets_and_truncated_bodies(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs for the checkpoint, unmounted afterwards."""
-    mount = tmp_path / "state"
-    mount.mkdir()
+    """A 1 MiB tmpfs for the checkpoint (outside pytest's temporary tree), unmounted afterwards."""
+    mount = Path(tempfile.mkdtemp(prefix="forwarder-faults-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    (tmp_path / "state").symlink_to(mount)
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        for _ in range(50):  # a bind mount left by the test first, then the tmpfs itself
+            if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+                break
+        mount.rmdir()
 
 
 @pytest.mark.parametrize("trouble", ["full", "read-only"])

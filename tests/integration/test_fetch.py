@@ -233,7 +233,12 @@ def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
         source={"max_attempts": 2, "poll_interval_secs": 0.2},
     )
     process = background("run", "--config", str(config))
-    _wait_until(lambda: (_status(config)["stuck_on"] or {}).get("attempts", 0) >= 3, "attempts past max")
+
+    def holding() -> bool:
+        error = _status(config)["last_error"] or {}
+        return "on_bad_file: stop holds the position" in error.get("message", "")
+
+    _wait_until(holding, "the forwarder to say it holds the position")
     assert len(rsyslog.messages()) == EVENTS  # file 1 only: nothing overtook file 2
     status = _status(config)
     assert status["stuck_on"]["key"] == backlog.keys[1] and status["position"]["sequence"] == 1

@@ -108,6 +108,7 @@ def write_config(path: Path, endpoint: str, output: dict[str, Any], **sections: 
     for name, values in sections.items():
         config[name] = {**config.get(name, {}), **values}
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    path.chmod(0o600)  # it holds secrets: readable by others, the forwarder would warn
     return path
 
 

@@ -125,7 +125,7 @@ from typing import Any, Protocol
 
 RSYSLOGD = os.environ.get("FORWARDER_TEST_RSYSLOGD", "/usr/sbin/rsyslogd")
 
-PROTOCOLS = ("udp", "tcp", "tls")
+PROTOCOLS = ("udp", "tcp", "tls", "relp")
 TLS_DRIVERS = ("gtls", "ossl")
 TLS_AUTH_MODES = ("anon", "x509/certvalid", "x509/name")
 
@@ -297,7 +297,11 @@ class Rsyslog:
             '  parser.dropTrailingLFOnReception="off"',
             '  parser.supportCompressionExtension="off"',
             ")",
-            'main_queue(queue.type="FixedArray" queue.size="200000" queue.timeoutShutdown="10000")',
+            # RELP: a direct queue writes each message before imrelp answers it, so an answered
+            # message survives a kill -9 of the collector (a queue in memory would not).
+            'main_queue(queue.type="Direct")'
+            if self.protocol == "relp"
+            else 'main_queue(queue.type="FixedArray" queue.size="200000" queue.timeoutShutdown="10000")',
             'template(name="collector_lenraw" type="list") {',
             '  property(name="$.len") constant(value=" ") property(name="rawmsg") constant(value="\\n")',
             "}",
@@ -308,7 +312,13 @@ class Rsyslog:
             '         ioBufferSize="64k" fileCreateMode="0600")',
             "}",
         ]
-        if self.protocol == "udp":
+        if self.protocol == "relp":  # imrelp: RELP with application-level acknowledgements
+            lines += [
+                'module(load="imrelp")',
+                f'input(type="imrelp" name="collector_relp" address="{_LOOPBACK}" port="{self.port}"',
+                f'      ruleset="collector" maxDataSize="{self.max_message_size}")',
+            ]
+        elif self.protocol == "udp":
             lines += [
                 'module(load="imudp")',
                 f'input(type="imudp" name="collector_udp" address="{_LOOPBACK}" port="{self.port}"',

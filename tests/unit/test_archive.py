@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gzip
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
-from forwarder.archive import archive_kind, open_members
+from forwarder import archive as archive_module
+from forwarder.archive import ZipCryptoStream, archive_kind, fast_decrypter, open_members
 from forwarder.errors import FetchError
 from forwarder.records import split_records
-from forwarder.samples import make_zip
+from forwarder.samples import ZipCryptoEncrypter, cef_event, make_zip
 
 LABEL = "s3://cato-logs/CATO00000000000000000001.zip"
 PASSWORD = "s3cret-Zürich"
@@ -174,3 +177,118 @@ def test_damaged_gzip_is_a_fetch_error_when_read_as_records(tmp_path: Path) -> N
     with pytest.raises(FetchError) as info:
         list(split_records(open_members(path, LABEL), LABEL))
     assert str(info.value).startswith(f"{LABEL}: damaged archive, cannot read it (")
+
+
+def zip_with_data_descriptor(members: list[tuple[str, bytes]], password: str, method: int = 8) -> bytes:
+    """A ZipCrypto zip as Info-ZIP's ``zip -P`` writes one: CRC and sizes follow the data in a
+    data descriptor (flag bit 3), so the password check byte is the high byte of the DOS time."""
+    dos_time, dos_date = (13 << 11) | (47 << 5) | (30 // 2), ((2026 - 1980) << 9) | (11 << 5) | 28
+    local_parts, central, offset = [], [], 0
+    for name, content in members:
+        if method == 8:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            data = compressor.compress(content) + compressor.flush()
+        else:
+            data = content
+        crc = zlib.crc32(content)
+        encrypted = ZipCryptoEncrypter(password.encode()).encrypt(bytes(11) + bytes([dos_time >> 8]) + data)
+        raw_name = name.encode()
+        head = struct.pack("<HHHHH", 20, 0x809, method, dos_time, dos_date)
+        local = b"PK\x03\x04" + head + struct.pack("<IIIHH", 0, 0, 0, len(raw_name), 0) + raw_name
+        descriptor = b"PK\x07\x08" + struct.pack("<III", crc, len(encrypted), len(content))
+        sizes = struct.pack(
+            "<IIIHHHHHII", crc, len(encrypted), len(content), len(raw_name), 0, 0, 0, 0, 0, offset
+        )
+        central.append(b"PK\x01\x02" + struct.pack("<H", 20) + head + sizes + raw_name)
+        local_parts.append(local + encrypted + descriptor)
+        offset += len(local_parts[-1])
+    directory = b"".join(central)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(members), len(members), len(directory), offset, 0)
+    return b"".join(local_parts) + directory + end
+
+
+ENCRYPTED_MEMBERS = [("a.log", b"CEF:0|x|y\n" * 3000), ("b.log", b""), ("c.log", bytes(range(256)) * 40)]
+ENCRYPTED_ZIPS = {
+    "crc-check-byte": make_zip(ENCRYPTED_MEMBERS, password=PASSWORD),
+    "time-check-byte": zip_with_data_descriptor(ENCRYPTED_MEMBERS, PASSWORD),
+    "stored": zip_with_data_descriptor(ENCRYPTED_MEMBERS, PASSWORD, method=0),
+}
+
+
+def test_the_c_zipcrypto_decrypter_is_installed() -> None:
+    """fast-zip-decryption (a dependency) is importable and passes the self-check."""
+    assert fast_decrypter() is not None
+
+
+@pytest.mark.parametrize("kind", list(ENCRYPTED_ZIPS))
+def test_encrypted_members_read_through_the_c_decrypter(tmp_path: Path, kind: str) -> None:
+    """Deflated and stored ZipCrypto members, with either check byte, read as zipfile reads them."""
+    path = write(tmp_path, ENCRYPTED_ZIPS[kind])
+    members = list(open_members(path, LABEL, PASSWORD))
+    assert all(isinstance(m.stream, ZipCryptoStream) for m in members)
+    assert read_all(path, PASSWORD) == ENCRYPTED_MEMBERS
+    with zipfile.ZipFile(path) as archive:
+        assert [(i.filename, archive.read(i, pwd=PASSWORD.encode())) for i in archive.infolist()] == (
+            ENCRYPTED_MEMBERS
+        )
+
+
+@pytest.mark.parametrize("kind", list(ENCRYPTED_ZIPS))
+def test_without_the_c_decrypter_zipfile_decrypts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """When fast-zip-decryption is missing, encrypted members still read (through zipfile)."""
+    monkeypatch.setattr(archive_module, "fast_decrypter", lambda: None)
+    path = write(tmp_path, ENCRYPTED_ZIPS[kind])
+    assert not any(isinstance(m.stream, ZipCryptoStream) for m in open_members(path, LABEL, PASSWORD))
+    assert read_all(path, PASSWORD) == ENCRYPTED_MEMBERS
+
+
+def test_c_decrypted_member_reads_in_pieces_of_the_size_asked(tmp_path: Path) -> None:
+    """read(n) never returns more than n bytes, and the pieces add up to the member."""
+    path = write(tmp_path, ENCRYPTED_ZIPS["time-check-byte"])
+    members = open_members(path, LABEL, PASSWORD)  # kept: closing it closes the stream
+    member = next(members)
+    pieces = list(iter(lambda: member.stream.read(1000), b""))
+    members.close()
+    assert max(map(len, pieces)) <= 1000
+    assert b"".join(pieces) == ENCRYPTED_MEMBERS[0][1]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["c", "zipfile"])
+def test_wrong_password_is_the_same_error_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """The C path refuses a wrong password with zipfile's FetchError (check byte of the DOS time)."""
+    if not fast:
+        monkeypatch.setattr(archive_module, "fast_decrypter", lambda: None)
+    data = zip_with_data_descriptor([("a.log", b"CEF:0|x\n")], PASSWORD)
+    wrong = next(p for p in (f"wrong{i}" for i in range(1000)) if not _check_byte_matches(data, p))
+    with pytest.raises(FetchError) as info:
+        read_all(write(tmp_path, data), wrong)
+    assert str(info.value) == f"{LABEL} member a.log: wrong zip password (check source.zip_password)"
+
+
+def _check_byte_matches(data: bytes, password: str) -> bool:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            archive.open("a.log", pwd=password.encode()).close()
+        except RuntimeError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["c", "zipfile"])
+def test_damaged_encrypted_member_is_a_fetch_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """Damaged ZipCrypto data (bad inflate or bad CRC-32) is a damaged archive, named, either way."""
+    if not fast:
+        monkeypatch.setattr(archive_module, "fast_decrypter", lambda: None)
+    content = "\n".join(cef_event(i) for i in range(300)).encode()
+    data = bytearray(make_zip([("a.log", content)], password=PASSWORD))
+    data[400:420] = bytes(20)
+    path = write(tmp_path, bytes(data))
+    with pytest.raises(FetchError) as info:
+        list(split_records(open_members(path, LABEL, PASSWORD), LABEL))
+    assert str(info.value).startswith(f"{LABEL} member a.log: damaged archive, cannot read it (")

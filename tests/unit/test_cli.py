@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.response import StreamingBody
 
 from forwarder import cli
 from forwarder.checkpoint import CheckpointStore, Position
@@ -70,8 +72,10 @@ class FakeS3Client:
     def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:  # noqa: N803
         yield {"Contents": [{"Key": k, "Size": len(v)} for k, v in sorted(self.objects.items())]}
 
-    def download_fileobj(self, bucket: str, key: str, handle: Any) -> None:
-        handle.write(self.objects[key])
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
+        key = Key
+        data = self.objects[key]
+        return {"Body": StreamingBody(io.BytesIO(data), len(data))}
 
 
 def event(i: int) -> bytes:
@@ -102,6 +106,7 @@ def write_config(tmp_path: Path, output: str = "", extra: str = "") -> Path:
         f"{output}checkpoint:\n  path: {tmp_path / 'state' / 'cp.json'}\n{extra}",
         encoding="utf-8",
     )
+    path.chmod(0o600)  # it holds a zip password: readable by others, the forwarder would warn
     return path
 
 
@@ -318,7 +323,7 @@ def test_check_reports_each_part(
     """`check` prints one ok line per part (config, bucket, checkpoint, collector) and exits 0."""
     config = write_config(tmp_path)
     assert run_main(["check", "--config", str(config)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the checks; then the config
     assert [line.split(":")[0] for line in lines] == [
         "ok   config", "ok   bucket", "ok   checkpoint", "ok   collector"
     ]  # fmt: skip
@@ -335,6 +340,6 @@ def test_check_exits_4_when_a_part_fails(
         bound.bind(("127.0.0.1", 0))
         config = write_config(tmp_path, output=f"output:\n  port: {bound.getsockname()[1]}\n")
         assert run_main(["check", "--config", str(config)]) == 4
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the checks; then the config
     assert lines[-1].startswith("FAIL collector: tcp://127.0.0.1:")
     assert "connection refused" in lines[-1]

@@ -96,7 +96,7 @@ def test_unknown_key_lists_what_the_section_takes() -> None:
         ("output:\n  port: 51.4", "output.port: expected an integer 1-65535, got 51.4"),
         ("output:\n  port:", "output.port: expected an integer 1-65535, got nothing (null)"),
         ("output:\n  protocol: tcpp",
-         'output.protocol: expected one of udp, tcp, tls, file, stdout, got "tcpp"'),
+         'output.protocol: expected one of udp, tcp, tls, relp, file, stdout, got "tcpp"'),
         ("output:\n  protocol: tls\n  tls:\n    verify: 'no'",
          'output.tls.verify: expected true or false, got "no"'),
         ("output:\n  facility: local9",
@@ -142,10 +142,10 @@ def test_wrong_value_names_key_expectation_and_given_value(text: str, expected: 
          "output.path: only applies to protocol file, but protocol is tcp "
          "(remove output.path or change output.protocol)"),
         ("protocol: file\n  path: x.log\n  host: collector",
-         "output.host: only applies to protocol udp, tcp or tls, but protocol is file "
+         "output.host: only applies to protocol udp, tcp, tls or relp, but protocol is file "
          "(remove output.host or change output.protocol)"),
         ("protocol: stdout\n  port: 514",
-         "output.port: only applies to protocol udp, tcp or tls, but protocol is stdout "
+         "output.port: only applies to protocol udp, tcp, tls or relp, but protocol is stdout "
          "(remove output.port or change output.protocol)"),
         ("protocol: file",
          "output.path: required with protocol file (the file to append events to)"),
@@ -361,3 +361,142 @@ def test_config_example_is_valid_and_shows_the_defaults() -> None:
     assert config.source.bucket == "cato-logs" and config.source.prefix == "ACCESSKEY/"
     assert config.output == OutputConfig()
     assert config.parser == ParserConfig()
+
+
+# --- metrics, log, and secrets kept out of sight --------------------------------------
+
+
+def test_metrics_and_log_sections_take_their_defaults() -> None:
+    """Without a metrics section the endpoint is off; log keeps 60 s progress and repeat windows."""
+    config = parse_config(MINIMAL, env={})
+    assert config.metrics.listen == "" and config.metrics.stuck_after_secs == 600
+    assert config.metrics.probe_interval_secs == 5
+    assert config.log.progress_interval_secs == 60 and config.log.repeat_window_secs == 60
+
+
+def test_config_example_shows_the_metrics_and_log_defaults() -> None:
+    """config.example.yaml's metrics and log sections are the defaults (endpoint off)."""
+    from forwarder.config import LogConfig, MetricsConfig
+
+    config = load_config(Path(__file__).resolve().parents[2] / "config.example.yaml")
+    assert config.metrics == MetricsConfig() and config.log == LogConfig()
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "port"),
+    [("127.0.0.1:9108", "127.0.0.1", 9108), ("0.0.0.0:1", "0.0.0.0", 1), ("[::1]:9108", "::1", 9108)],
+)
+def test_metrics_listen_is_host_and_port(listen: str, host: str, port: int) -> None:
+    """metrics.listen is HOST:PORT; an IPv6 host goes in brackets."""
+    from forwarder.config import split_listen
+
+    assert parse_config(MINIMAL + f'metrics:\n  listen: "{listen}"\n', env={}).metrics.listen == listen
+    assert split_listen(listen) == (host, port)
+
+
+@pytest.mark.parametrize("listen", ["9108", ":9108", "localhost:", "localhost:0", "h:70000", "h:x"])
+def test_bad_metrics_listen_is_refused(listen: str) -> None:
+    """A listen address without a host or a port 1-65535 is one line naming metrics.listen."""
+    assert config_error(MINIMAL + f'metrics:\n  listen: "{listen}"\n') == (
+        f'metrics.listen: expected HOST:PORT such as "127.0.0.1:9108" (or "" for off), got "{listen}"'
+    )
+
+
+def test_metrics_section_rejects_unknown_keys() -> None:
+    """The metrics section is checked like the others."""
+    assert config_error(MINIMAL + "metrics:\n  port: 9108\n").startswith("metrics.port: unknown key")
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed() -> None:
+    """An unquoted numeric zip password is refused without showing it."""
+    message = config_error(MINIMAL + "  zip_password: 73918245\n")
+    assert message == 'source.zip_password: expected a string (quote it: "..."); a secret, so not shown'
+    assert "73918245" not in message
+
+
+def test_secret_values_are_the_configs_and_the_environments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """secret_values: the non-empty secrets of the config and of AWS_SECRET_ACCESS_KEY/SESSION_TOKEN."""
+    from forwarder.config import secret_values
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    text = MINIMAL + "  access_key_id: AK\n  secret_access_key: sk\n  zip_password: zp\n"
+    config = parse_config(text, env={})
+    assert sorted(secret_values(config)) == ["env-secret", "sk", "zp"]
+
+
+@pytest.mark.parametrize(
+    ("source", "mode", "warned"),
+    [
+        ("  zip_password: literal-pw\n", 0o644, ["source.zip_password"]),
+        ("  zip_password: literal-pw\n", 0o640, ["source.zip_password"]),  # group may read it
+        ("  zip_password: literal-pw\n", 0o600, []),
+        ("  zip_password: ${ZIP}\n", 0o644, []),
+        ('  zip_password: ""\n', 0o644, []),
+        (
+            "  access_key_id: AK\n  secret_access_key: sk\n  session_token: tok\n",
+            0o604,
+            ["source.secret_access_key", "source.session_token"],
+        ),
+    ],
+)
+def test_readable_config_with_a_written_secret_is_warned_about(
+    tmp_path: Path, source: str, mode: int, warned: list[str]
+) -> None:
+    """A secret written in the file (not ${VAR}), and group or others may read it: a warning."""
+    from forwarder.config import exposed_secrets_warning
+
+    path = tmp_path / "forwarder.yaml"
+    path.write_text(MINIMAL + source, encoding="utf-8")
+    path.chmod(mode)
+    warning = exposed_secrets_warning(path)
+    if not warned:
+        assert warning is None
+        return
+    assert warning == (
+        f"{path} holds {', '.join(warned)} and may be read by others (mode {mode:o}): "
+        "chmod 600 it, or give the secret as ${VAR} from the environment"
+    )
+    assert "literal-pw" not in warning and "sk" not in warning.replace("secret_access_key", "")
+
+
+@pytest.mark.parametrize(
+    ("output", "max_message_bytes", "max_events_per_sec"),
+    [
+        ("protocol: udp", 65507, 2000),
+        ("protocol: tcp", 1048576, 0),
+        ("protocol: tls", 1048576, 0),
+        ("protocol: relp", 1048576, 0),
+        ("protocol: file\n  path: out.log", 0, 0),
+        ("protocol: stdout", 0, 0),
+        ("protocol: udp\n  max_events_per_sec: 0\n  max_message_bytes: 1472", 1472, 0),
+        ("protocol: tcp\n  max_message_bytes: 0\n  max_events_per_sec: 500", 0, 500),
+    ],
+)
+def test_message_size_and_pacing_defaults_depend_on_the_protocol(
+    output: str, max_message_bytes: int, max_events_per_sec: int
+) -> None:
+    """udp: 65,507 bytes, paced at 2,000/s; tcp/tls/relp: 1 MiB; file/stdout: no limit; given values win."""
+    out = parse_config(f"{MINIMAL}output:\n  {output}\n", env={}).output
+    assert (out.max_message_bytes, out.max_events_per_sec, out.oversize) == (
+        max_message_bytes,
+        max_events_per_sec,
+        "truncate",
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("max_message_bytes: 100", "output.max_message_bytes: expected 0 (no limit) or an integer >= 480 "
+         "(RFC 5424's least a collector must take), got 100"),
+        ("protocol: udp\n  max_message_bytes: 70000", "output.max_message_bytes: expected an integer "
+         "480-65507 with protocol udp (the largest UDP payload is 65507 bytes), got 70000"),
+        ("protocol: udp\n  max_message_bytes: 0", "output.max_message_bytes: expected an integer "
+         "480-65507 with protocol udp (the largest UDP payload is 65507 bytes), got 0"),
+        ("oversize: cut", 'output.oversize: expected one of truncate, split, drop, got "cut"'),
+    ],
+)  # fmt: skip
+def test_bad_message_size_settings_are_refused(output: str, expected: str) -> None:
+    """A limit below RFC 5424's 480 octets, over a UDP datagram, or an unknown policy: one line."""
+    assert config_error(f"{MINIMAL}output:\n  {output}\n") == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from botocore.response import StreamingBody
 
 from forwarder.checkpoint import CheckpointStore, Position
 from forwarder.config import Config, parse_config
@@ -130,9 +132,7 @@ class FakeTransport:
         return None
 
 
-def make_config(
-    tmp_path: Path, max_events: int = 1000, start: str = "earliest", source: str = ""
-) -> Config:
+def make_config(tmp_path: Path, max_events: int = 1000, start: str = "earliest", source: str = "") -> Config:
     """Prefetch is off unless *source* (extra YAML lines of the source section) turns it on."""
     return parse_config(
         f"source:\n  bucket: {BUCKET}\n  prefix: {PREFIX}\n  start: {start}\n"
@@ -182,8 +182,10 @@ class FakeS3Client:
         for page in range(0, len(keys), 2):
             yield {"Contents": [{"Key": k, "Size": len(self.objects[k])} for k in keys[page : page + 2]]}
 
-    def download_fileobj(self, bucket: str, key: str, handle: Any) -> None:
-        handle.write(self.objects[key])
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
+        key = Key
+        data = self.objects[key]
+        return {"Body": StreamingBody(io.BytesIO(data), len(data))}
 
 
 def test_files_go_out_in_numeric_order_9999_before_10000(tmp_path: Path) -> None:
@@ -413,23 +415,93 @@ def test_many_bad_records_are_summed_up(tmp_path: Path, caplog: pytest.LogCaptur
     assert transport.events == [event(7, 0)]
 
 
-def test_message_too_large_for_the_transport_is_skipped_and_counted(
+def oversize_config(tmp_path: Path, output: str) -> Config:
+    """A config with an RFC 5424 header and the given extra output lines (YAML, indented)."""
+    return parse_config(
+        f"source:\n  bucket: {BUCKET}\n  prefix: {PREFIX}\n  prefetch_files: 0\n"
+        f"output:\n  hostname: fwd01\n{output}checkpoint:\n  path: {tmp_path / 'state' / 'cp.json'}\n",
+        env={},
+    )
+
+
+# A 1.5 KB event of 1-4 byte characters (ü 2, € 3, 😀 4 bytes), CEF severity 5 like event().
+BIG = b"CEF:0|Cato Networks|Cato SASE Platform|1.0|big|e|5|msg=" + "Zürich €😀 ".encode() * 100
+
+
+def test_message_too_large_for_the_transport_is_dropped_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A message longer than the transport can carry (UDP) is reported, counted and passed over."""
-    big = b"CEF:0|" + b"x" * 200
+    """oversize: drop — a message longer than the transport carries is reported with its line, not sent."""
+    big = b"CEF:0|" + b"x" * 600
     lines = b"\n".join([event(7, 0), big, event(7, 1)]) + b"\n"
-    config = make_config(tmp_path)
-    transport = FakeTransport(max_message_bytes=100)
+    config = oversize_config(tmp_path, "  header: none\n  oversize: drop\n")
+    transport = FakeTransport(max_message_bytes=500)
     pipeline = make_pipeline(config, FakeSource(tmp_path, {7: make_zip([("a.log", lines)])}), transport)
     with caplog.at_level(logging.WARNING, logger="forwarder"):
         pipeline.run_pass()
     assert transport.events == [event(7, 0), event(7, 1)]
-    assert pipeline.stats.bad_records == 1
+    stats = pipeline.stats
+    assert (stats.oversize_dropped, stats.bad_records, stats.events_sent) == (1, 0, 2)
+    assert pipeline.stats.oversize_text() == "1 dropped"
     assert saved(config) == Position(7, key(7), 3, True)
-    assert "member a.log line 2: message of 206 bytes exceeds what fake://collector can carry (100)" in (
-        caplog.text
+    assert (
+        f"s3://{BUCKET}/{key(7)} member a.log line 2: message of 606 bytes exceeds what fake://collector "
+        "can carry (500): dropped, record skipped (output.oversize: drop)"
+    ) in caplog.text
+
+
+@pytest.mark.parametrize("policy", ["truncate", "split", "drop"])
+def test_oversize_policy_applies_to_messages_over_max_message_bytes(tmp_path: Path, policy: str) -> None:
+    """Over output.max_message_bytes an event is truncated, split or dropped; its neighbours pass as is."""
+    lines = b"\n".join([event(7, 0), BIG, event(7, 1)]) + b"\n"
+    config = oversize_config(tmp_path, f"  max_message_bytes: 600\n  oversize: {policy}\n")
+    transport = FakeTransport()
+    pipeline = make_pipeline(config, FakeSource(tmp_path, {7: make_zip([("a.log", lines)])}), transport)
+    pipeline.run_pass()
+    sent = transport.events
+    header = sent[0][: -len(event(7, 0))]  # the same for all three: same batch, same severity
+    assert header.startswith(b"<132>1 ") and header.endswith(b" fwd01 cato - - - ")
+    assert sent[0] == header + event(7, 0) and sent[-1] == header + event(7, 1)
+    middle = sent[1:-1]
+    assert all(len(m) <= 600 and m.startswith(header) for m in middle)
+    bodies = [m[len(header) :] for m in middle]
+    if policy == "truncate":
+        assert len(bodies) == 1 and BIG.startswith(bodies[0]) and len(bodies[0]) >= 600 - len(header) - 3
+        bodies[0].decode("utf-8")  # cut between characters
+        assert pipeline.stats.oversize_truncated == 1
+    elif policy == "split":
+        assert len(bodies) == 4 and b"".join(bodies) == BIG  # 1,650 bytes, ~550 a piece
+        assert [b.decode("utf-8") for b in bodies]  # every piece cut between characters
+        assert (pipeline.stats.oversize_split, pipeline.stats.oversize_pieces) == (1, 4)
+        assert pipeline.stats.oversize_text() == "1 split into 4 messages"
+    else:
+        assert bodies == [] and pipeline.stats.oversize_dropped == 1
+    assert pipeline.stats.events_sent == (2 if policy == "drop" else 3)
+    assert saved(config) == Position(7, key(7), 3, True)
+
+
+def test_oversize_is_logged_once_per_file_then_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first message over the limit in a file is logged with its line; the rest summed up at its end."""
+    four = b"\n".join([BIG, event(7, 0), BIG, BIG, BIG]) + b"\n"
+    config = oversize_config(tmp_path, "  max_message_bytes: 600\n  oversize: truncate\n")
+    source = FakeSource(tmp_path, {7: make_zip([("a.log", four)]), 8: make_zip([("b.log", BIG)])})
+    pipeline = make_pipeline(config, source, FakeTransport())
+    with caplog.at_level(logging.WARNING, logger="forwarder"):
+        pipeline.run_pass()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert warnings[0].startswith(f"s3://{BUCKET}/{key(7)} member a.log line 1: message of ")
+    assert warnings[0].endswith(
+        "exceeds output.max_message_bytes (600): truncated to 600 bytes (output.oversize: truncate)"
     )
+    assert warnings[1] == (
+        f"s3://{BUCKET}/{key(7)}: 4 messages over the size limit in all "
+        "(output.oversize: truncate; first 1 logged)"
+    )
+    assert warnings[2].startswith(f"s3://{BUCKET}/{key(8)} member b.log line 1: message of ")
+    assert pipeline.stats.oversize_truncated == 5 and pipeline.stats.events_sent == 6
 
 
 # --- where a fresh start begins --------------------------------------------------------

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from forwarder import records as records_module
 from forwarder.archive import Member, open_members
 from forwarder.errors import FetchError
-from forwarder.records import Record, classify, split_records
+from forwarder.jsonevents import JsonSplitter, is_one_object
+from forwarder.records import BOM, Record, classify, split_records
 from forwarder.samples import cef_event, make_zip
 
 CEF = b"CEF:0|Cato Networks|Cato SASE Platform|1.0|Security|Allow rule|3|rt=1"
@@ -200,7 +202,8 @@ _LINE = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n")
     last=_LINE,
 )
 def test_every_non_blank_line_is_one_record(lines: list[tuple[str, str]], last: str) -> None:
-    """Whatever the mix of endings, each non-blank line is one record, its text and line kept."""
+    """Whatever the mix of endings, each non-blank line is one record, its text and line kept
+    (parser.format cef: a JSON line may hold several records, see test_jsonevents)."""
     data = "".join(text + ending for text, ending in lines) + last
     physical = [text for text, _ in lines] + ([last] if last else [])
     expected = [
@@ -208,7 +211,77 @@ def test_every_non_blank_line_is_one_record(lines: list[tuple[str, str]], last: 
         for number, text in enumerate(physical, start=1)
         if text.encode().removeprefix(b"\xef\xbb\xbf").strip()
     ]
-    got = [(r.line, r.text) for r in records_of(data.encode())]
+    got = [(r.line, r.text) for r in records_of(data.encode(), "cef")]
     assert [line for line, _ in got] == [line for line, _ in expected]
     assert [text for _, text in got] == [text.removeprefix(b"\xef\xbb\xbf") for _, text in expected]
-    assert [r.ordinal for r in records_of(data.encode())] == list(range(len(expected)))
+    assert [r.ordinal for r in records_of(data.encode(), "cef")] == list(range(len(expected)))
+
+
+def reference_records(data: bytes, fmt: str = "auto", limit: int = 1 << 20) -> list[Record]:
+    """The module docstring's rules applied one physical line at a time, the plain way."""
+    physical = data.split(b"\n")
+    if physical and physical[-1] == b"":
+        physical.pop()  # the LF of the last line ends it; it does not start another
+    records: list[Record] = []
+    splitter = JsonSplitter(limit)  # JSON lines that are not one plain object: its own tests
+    for number, line in enumerate(physical, start=1):
+        text = line[:-1] if line.endswith(b"\r") else line
+        if len(text) > limit:
+            reason = f"record longer than parser.max_record_bytes ({limit})"
+            records.append(Record(len(records), "", number, text[:200], "bad", reason))
+            continue
+        text = text.removeprefix(BOM)
+        if text.strip():
+            kind, reason = classify(text, fmt)
+            if fmt != "cef" and (splitter.document or (kind == "json" and not is_one_object(text))):
+                for piece in splitter.line(text, number, not records):
+                    records.append(Record(len(records), "", piece.line, piece.text, piece.kind, piece.reason))
+            else:
+                records.append(Record(len(records), "", number, text, kind, reason))
+    for piece in splitter.finish() if fmt != "cef" else ():
+        records.append(Record(len(records), "", piece.line, piece.text, piece.kind, piece.reason))
+    return records
+
+
+_PIECES = st.sampled_from(
+    [CEF, JSON, SHORT, b"", b"  ", b"\r", BOM + CEF, b"not an event", b"CEF:" + b"y" * 150, b"{" + b"z" * 90]
+    + [b'[{"a": 1}, {"b": 2}]', b'{"a": 1}{"b": 2}', b"[", b"]", b'{"c":', b"3}", b'{"m": "x}{y"}']
+)
+
+
+@settings(
+    database=None,
+    max_examples=300,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
+@given(
+    lines=st.lists(st.tuples(_PIECES, st.sampled_from([b"\n", b"\r\n"])), max_size=30),
+    last=_PIECES,
+    read_bytes=st.integers(1, 300),
+    limit=st.sampled_from([64, 100, 1 << 20]),
+    fmt=st.sampled_from(["auto", "cef", "json"]),
+)
+def test_records_do_not_depend_on_where_reads_split_the_member(
+    lines: list[tuple[bytes, bytes]],
+    last: bytes,
+    read_bytes: int,
+    limit: int,
+    fmt: str,
+) -> None:
+    """Whatever the read size, blocks give the records (and bad records) one-line-at-a-time rules give."""
+    data = b"".join(text + ending for text, ending in lines) + last
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records_module, "READ_BYTES", read_bytes)
+        got = records_of(data, fmt, limit)
+    assert got == reference_records(data, fmt, limit)
+
+
+@pytest.mark.parametrize("fmt", ["auto", "cef", "json"])
+def test_a_block_of_plain_records_comes_out_unchanged(monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """Exporter-like blocks (every line CEF, or every line JSON) keep their texts, lines and kinds."""
+    cef = "".join(cef_event(i) + "\n" for i in range(300)).encode()
+    json = b"".join(b'{"seq": %d}\n' % i for i in range(300))
+    monkeypatch.setattr(records_module, "READ_BYTES", 4096)
+    for data in (cef, json):
+        assert records_of(data, fmt) == reference_records(data, fmt)

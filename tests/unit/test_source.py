@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
+from botocore.response import StreamingBody
 
 from forwarder.config import SourceConfig, parse_config
 from forwarder.errors import ConfigError, FetchError
@@ -45,12 +47,13 @@ class FakeS3Client:
         for page in range(0, len(keys), 2):
             yield {"Contents": [{"Key": k, "Size": len(self.objects[k])} for k in keys[page : page + 2]]}
 
-    def download_fileobj(self, bucket: str, key: str, handle: Any) -> None:
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
         if self.error:
             raise self.error
-        if key not in self.objects:
+        if Key not in self.objects:
             raise client_error("NoSuchKey", "GetObject")
-        handle.write(self.objects[key])
+        data = self.objects[Key]
+        return {"Body": StreamingBody(io.BytesIO(data), len(data))}
 
 
 def test_objects_are_listed_in_numeric_sequence_order() -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from forwarder.config import OutputConfig
 from forwarder.records import Record
 from forwarder.syslog import (
+    BATCH_FRAMERS,
     FRAMERS,
     SyslogEncoder,
+    _split_cef_header,
     cef_severity,
     frame_newline,
     frame_octet_counting,
@@ -231,3 +235,41 @@ def test_newline_frame(message: bytes, frame: bytes) -> None:
     """Newline framing appends one LF (RFC 6587 3.4.2)."""
     assert frame_newline(message) == frame
     assert FRAMERS["newline"](message) == frame
+
+
+def severity_field_byte_by_byte(text: bytes) -> bytes | None:
+    """CEF's 7th header field found the slow, obvious way: a backslash takes the next byte."""
+    field_no, start, i = 0, 0, 0
+    while i < len(text):
+        if text[i] == 0x5C:
+            i += 2
+            continue
+        if text[i] == 0x7C:
+            field_no += 1
+            if field_no == 7:
+                return text[start:i]
+            start = i + 1
+        i += 1
+    return None
+
+
+@settings(
+    database=None,
+    max_examples=500,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
+@given(st.binary(max_size=40).map(lambda b: bytes(b"a|\\5"[x % 4] for x in b)))
+def test_severity_field_honours_escapes_like_a_byte_by_byte_parse(text: bytes) -> None:
+    """Any mix of pipes, backslashes and other bytes gives the field a byte-by-byte parse gives
+    (a backslash takes the next byte literally), and the encoder's PRI agrees with cef_severity."""
+    assert _split_cef_header(text) == severity_field_byte_by_byte(text)
+    [message] = encoder(header="rfc3164").encode_batch([record(b"CEF:" + text)])
+    assert message.startswith(b"<%d>" % (128 + cef_severity(b"CEF:" + text)))
+
+
+@pytest.mark.parametrize("framing", list(FRAMERS))
+@pytest.mark.parametrize("messages", [[], [b"a"], [b"hello", b"", "Zürich".encode(), b"x" * 1234]])
+def test_batch_framers_give_the_frames_back_to_back(framing: str, messages: list[bytes]) -> None:
+    """A batch framed in one go is exactly its messages' frames joined."""
+    assert BATCH_FRAMERS[framing](messages) == b"".join(FRAMERS[framing](m) for m in messages)

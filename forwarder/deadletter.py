@@ -1,0 +1,79 @@
+"""The dead-letter file: every record not sent as it was, one JSON line each.
+
+``parser.dead_letter_path`` (default: ``dead_letter.jsonl`` beside the checkpoint). A line::
+
+    {"at": "2026-11-28T07:25:12Z", "object": "s3://bucket/key", "member": "a.log", "line": 7,
+     "record": 6, "outcome": "skipped", "reason": "invalid JSON: ...", "text": "..."}
+
+``outcome`` is ``skipped`` (not sent: not CEF/JSON, malformed, too long, invalid UTF-8 under
+``reject``, too big for the transport) or ``repaired`` (sent with changes: invalid UTF-8
+replaced). ``text`` is the record as read (invalid UTF-8 shown as U+FFFD); when it is not
+valid UTF-8, ``text_base64`` holds its exact bytes. ``record`` is its ordinal in the object.
+
+Lines are made durable (written, fsynced) before the checkpoint moves past their records: a
+crash can repeat a line (the records are read again), never lose one. A dead-letter file
+that cannot be written stops the forwarder (CheckpointError), since records would otherwise
+be dropped without a trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+from forwarder.checkpoint import now_text
+from forwarder.errors import CheckpointError
+from forwarder.records import Record
+
+
+def dead_letter_path(setting: str, checkpoint_path: str) -> Path:
+    """``parser.dead_letter_path``, or ``dead_letter.jsonl`` beside the checkpoint."""
+    return Path(setting) if setting else Path(checkpoint_path).with_name("dead_letter.jsonl")
+
+
+class DeadLetter:
+    """Collects dead-letter lines and appends them to the file on ``commit``.
+
+    Lines wait in memory only until the next checkpoint save (a batch at most): the file is
+    opened, appended to, fsynced and closed on each commit that has lines to write.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: list[str] = []
+        self.written = 0
+
+    def add(self, label: str, record: Record, reason: str, outcome: str = "skipped") -> None:
+        """Note *record* of object *label* (``s3://bucket/key``) with *reason*."""
+        entry: dict[str, object] = {
+            "at": now_text(),
+            "object": label,
+            "member": record.member,
+            "line": record.line,
+            "record": record.ordinal,
+            "outcome": outcome,
+            "reason": reason,
+            "text": record.text.decode("utf-8", "replace"),
+        }
+        try:
+            record.text.decode()
+        except UnicodeDecodeError:
+            entry["text_base64"] = base64.b64encode(record.text).decode("ascii")
+        self._pending.append(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        """Write every line noted so far, durably (before the checkpoint moves past them)."""
+        if not self._pending:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.writelines(self._pending)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot write the dead-letter file: {exc.strerror}") from exc
+        self.written += len(self._pending)
+        self._pending = []

@@ -1,0 +1,424 @@
+"""The encoder step: records to syslog messages, per ``output.encoding``.
+
+- ``passthrough`` (default): the body is the record's text unchanged. Only what the header
+  needs is read, without parsing the event: CEF's Severity field (the header split the
+  syslog severity always needed) and the time of ``rt=`` (else ``end=``), found by a scan;
+  for JSON, the ``"severity"`` and ``"time"`` (else ``"creationTime"``) members' raw values.
+  Checked on the way (``parser.validate: light``): a CEF header has its seven fields and a
+  numeric version and the extension starts with ``key=``; JSON objects are whole (see
+  ``forwarder.jsonevents``). ``parser.validate: full`` parses every record as the other
+  encodings do.
+- ``cef``, ``leef``, ``json``: every record is parsed (``forwarder.cef``,
+  ``forwarder.jsonevents``); CEF events become LEEF or JSON, JSON events CEF or LEEF (the
+  mapping: ``forwarder.catofields``); an event already in the wanted format goes out as it is.
+
+The header (``output.header``) takes its time from the event when it has one and
+``output.header_time`` is ``event`` (else, and for events without a time, "now", taken
+once per batch) and its severity from the event (CEF Severity, JSON ``severity``; notice
+without one). A record that cannot be read (malformed CEF, invalid JSON) is *rejected*;
+invalid UTF-8 is replaced (U+FFFD, the record *repaired*) or rejected per
+``parser.invalid_utf8``. The pipeline reports both (log, counter, dead-letter file).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from forwarder import catofields, cef, leef
+from forwarder.config import FACILITIES, Config
+from forwarder.jsonevents import cef_as_json, parse_object, raw_member
+from forwarder.records import Record
+from forwarder.syslog import (
+    SEVERITY_NOTICE,
+    SyslogEncoder,
+    default_hostname,
+    pri,
+    rfc3164_prefix,
+    rfc3164_timestamp,
+    rfc5424_prefix,
+    rfc5424_timestamp,
+    severity_of_field,
+)
+
+ENCODINGS = ("passthrough", "cef", "leef", "json")
+# RFC 5424's FULL-DATE has a 4-digit year: times outside 1970-9999 are stamped "now".
+_LAST_SECOND = 253_402_300_800
+# Entries kept in each time cache before it is emptied (events of a file span seconds).
+_CACHE_ENTRIES = 4096
+_VERSION = re.compile(rb"CEF:\d+(?:\.\d+)?\Z")
+_EXTENSION_START = re.compile(rb" *(?:\Z|" + cef.KEY_PATTERN.encode() + rb"=)")
+_WORDS = {"critical": 2, "unknown": SEVERITY_NOTICE}
+_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+# What may follow a CEF value: the end of the extension, or the next key.
+_AFTER_VALUE = re.compile(rb"\Z| " + cef.KEY_PATTERN.encode() + rb"=")
+
+
+class Encoded(NamedTuple):
+    """A batch encoded: the records sent (one per message, in order) and the others."""
+
+    records: list[Record]
+    messages: list[bytes]
+    rejected: list[tuple[Record, str]]  # not sent, and why
+    repaired: list[tuple[Record, str]]  # sent with their text changed, and why
+
+
+def severity_of_text(value: str) -> int:
+    """Syslog severity for an event's severity value (CEF's 0-10 bands and words)."""
+    word = _WORDS.get(value.strip().lower())
+    return word if word is not None else severity_of_field(value.encode("utf-8", "replace"))
+
+
+class EventEncoder:
+    """Records to syslog messages per ``output`` and ``parser`` (see the module docstring)."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        output, parser = config.output, config.parser
+        self.encoding = output.encoding
+        self._parse_all = output.encoding != "passthrough" or parser.validate == "full"
+        self._utf8 = parser.invalid_utf8
+        self._header = output.header
+        self._event_time = output.header_time == "event"
+        self._clock = clock
+        self._facility = FACILITIES[output.facility]
+        self._hostname = output.hostname or default_hostname()
+        self._app_name = output.app_name
+        self._pri = [pri(self._facility, s) for s in range(8)]
+        self._field_severity = {
+            f: severity_of_field(f)
+            for f in [str(n).encode() for n in range(11)]
+            + [b"Low", b"Medium", b"High", b"Very-High", b"Unknown", b""]
+        }
+        self._field_pri = {f: self._pri[severity] for f, severity in self._field_severity.items()}
+        # The header is <PRI> + a part fixed for the second + a part for the millisecond: 1000
+        # tails made once, the part for a second once per second of event time.
+        tail = self._prefix(0)[26:] if output.header == "rfc5424" else b""
+        self._ms_tails = {b"%03d" % ms: (b"%03dZ" % ms if tail else b"") + tail for ms in range(1000)}
+        # The same by the milliseconds and the byte after them: the end of a CEF value, or of a JSON number.
+        self._boundary_tails = {**self._ms_tails, **{ms + b" ": t for ms, t in self._ms_tails.items()}}
+        self._json_tails = {ms + end: t for ms, t in self._ms_tails.items() for end in (b",", b"}", b" ")}
+        self._second_stamps: dict[bytes, bytes] = {}  # epoch seconds -> header after PRI
+        # The same by the start of an extension: b"rt=1764314712" (epoch ms, without the
+        # milliseconds) and b"rt=Mon May 18 14:49:40 UTC 2020" (Java's Date, whole seconds).
+        self._epoch_stamps: dict[bytes, bytes] = {}
+        self._date_stamps: dict[bytes, bytes] = {}
+        self._time_values: dict[bytes, int | None] = {}  # a raw time value -> epoch ms
+
+    # --- the header ------------------------------------------------------------------------
+
+    def _prefix(self, seconds: float) -> bytes:
+        """Everything after PRI, for *seconds* (RFC 5424's with milliseconds .000)."""
+        if self._header == "rfc5424":
+            return rfc5424_prefix(rfc5424_timestamp(seconds), self._hostname, self._app_name)
+        return rfc3164_prefix(rfc3164_timestamp(seconds), self._hostname, self._app_name)
+
+    def _after_pri(self, seconds: bytes) -> bytes | None:
+        """The header after PRI up to the milliseconds for epoch *seconds* (digits), cached:
+        ``1 2026-11-28T07:25:12.`` (RFC 5424) or ``Nov 28 07:25:12 HOSTNAME TAG: `` (RFC 3164);
+        None when that is no time RFC 5424 can write."""
+        stamp = self._second_stamps.get(seconds)
+        if stamp is not None:
+            return stamp
+        number = int(seconds) if seconds.isdigit() else -1
+        if not 0 <= number < _LAST_SECOND:
+            return None
+        t = time.gmtime(number)
+        if self._header == "rfc5424":  # as syslog.rfc5424_timestamp writes it, without the .SSSZ
+            stamp = b"1 %04d-%02d-%02dT%02d:%02d:%02d." % t[:6]
+        else:
+            stamp = self._prefix(number)
+        if len(self._second_stamps) >= _CACHE_ENTRIES:
+            self._second_stamps.clear()
+        self._second_stamps[seconds] = stamp
+        return stamp
+
+    def _stamp(self, severity: int, epoch_ms: int | None, now: list[bytes]) -> bytes:
+        """The header for a message of *severity* at *epoch_ms* (None: now)."""
+        if self._header == "none":
+            return b""
+        if epoch_ms is not None and self._event_time:
+            seconds, millis = divmod(epoch_ms, 1000)
+            stamp = self._after_pri(b"%d" % seconds)
+            if stamp is not None:
+                return self._pri[severity] + stamp + self._ms_tails[b"%03d" % millis]
+        return now[severity]
+
+    def _now_heads(self) -> list[bytes]:
+        if self._header == "none":
+            return [b""] * 8
+        prefix = self._prefix(self._clock())
+        return [p + prefix for p in self._pri]
+
+    def _time_of(self, raw: bytes | None) -> int | None:
+        """Epoch ms for a raw time value (epoch ms or a CEF/ISO date), cached."""
+        if raw is None or not self._event_time:
+            return None
+        if raw.isdigit():
+            return int(raw)
+        moment = self._time_values.get(raw, -1)
+        if moment == -1:
+            moment = cef.parse_time(raw.decode("utf-8", "replace"), self._clock())
+            if moment is None and _NUMBER.fullmatch(raw):  # a JSON number such as 1.5893e12
+                moment = int(float(raw))
+            if len(self._time_values) >= _CACHE_ENTRIES:
+                self._time_values.clear()
+            self._time_values[raw] = moment
+        return moment
+
+    # --- encoding --------------------------------------------------------------------------
+
+    def encode_batch(self, records: list[Record]) -> list[bytes]:
+        """The messages of *records* that can be sent (see ``encode`` for the others)."""
+        return self.encode(records).messages
+
+    def encode(self, records: list[Record]) -> Encoded:
+        """One message per record that can be sent; the others with their reasons."""
+        rejected: list[tuple[Record, str]] = []
+        repaired: list[tuple[Record, str]] = []
+        now = self._now_heads()
+        if self._parse_all:
+            messages = [self._parsed(r, now, rejected, repaired) for r in records]
+        else:
+            messages = self._passthrough(records, now, rejected, repaired)
+        if not rejected:
+            return Encoded(records, messages, rejected, repaired)  # type: ignore[arg-type]
+        sent = [(r, m) for r, m in zip(records, messages, strict=True) if m is not None]
+        return Encoded([r for r, _ in sent], [m for _, m in sent], rejected, repaired)
+
+    def _text(self, record: Record, rejected: list[Any], repaired: list[Any]) -> bytes | None:
+        """The record's text when it is not ASCII: checked as UTF-8, replaced or rejected."""
+        if self._utf8 == "keep":
+            return record.text
+        try:
+            record.text.decode()
+        except UnicodeDecodeError as exc:
+            return self._invalid_utf8(record, exc, rejected, repaired)
+        return record.text
+
+    def _invalid_utf8(
+        self, record: Record, exc: UnicodeDecodeError, rejected: list[Any], repaired: list[Any]
+    ) -> bytes | None:
+        reason = f"invalid UTF-8 at byte {exc.start}"
+        if self._utf8 == "reject":
+            rejected.append((record, f"{reason} (parser.invalid_utf8: reject)"))
+            return None
+        repaired.append((record, f"{reason}: forwarded with U+FFFD replacement characters"))
+        return record.text.decode("utf-8", "replace").encode()
+
+    def _passthrough(
+        self, records: list[Record], now: list[bytes], rejected: list[Any], repaired: list[Any]
+    ) -> list[bytes | None]:
+        """The fast path: text unchanged, header from the Severity field and the raw time."""
+        messages: list[bytes | None] = []
+        append = messages.append
+        check_utf8 = self._utf8 != "keep"
+        if self._header == "none":  # nothing to read: only the UTF-8 policy applies
+            if not check_utf8:
+                return [r.text for r in records]
+            for record in records:
+                text = record.text
+                append(text if text.isascii() else self._text(record, rejected, repaired))
+            return messages
+        event_time = self._event_time
+        epoch_stamps, date_stamps = self._epoch_stamps.get, self._date_stamps.get
+        tails, field_pri, zero_tail = self._boundary_tails.get, self._field_pri.get, self._ms_tails[b"000"]
+        now_heads = {field: now[severity] for field, severity in self._field_severity.items()}.get
+        seconds, json_tails, notice = (
+            self._second_stamps.get,
+            self._json_tails.get,
+            self._pri[SEVERITY_NOTICE],
+        )
+        for record in records:
+            text = record.text
+            if check_utf8 and not text.isascii():
+                try:
+                    text.decode()
+                except UnicodeDecodeError as exc:
+                    checked = self._invalid_utf8(record, exc, rejected, repaired)
+                    if checked is None:
+                        append(None)
+                        continue
+                    text = checked
+            if record.kind != "cef":
+                # JSON: "time": <13 digits> and no "severity" take a path like CEF's below.
+                at = text.find(b'"time":') if event_time else -1
+                if at >= 0 and text.find(b'"severity"') < 0:
+                    at += 8 if text[at + 7 : at + 8] == b" " else 7
+                    tail = json_tails(text[at + 10 : at + 14])
+                    stamp = seconds(text[at : at + 10]) or self._after_pri(text[at : at + 10])
+                    if tail is not None and stamp is not None:
+                        append(b"".join((notice, stamp, tail, text)))
+                        continue
+                append(self._json_head(text, now) + text)
+                continue
+            # ~0.25 µs a record for the time: the cheapest found was two slices looked up in
+            # caches that hold only values already checked (the rt= key, digits, the space after).
+            parts = text.split(b"|", 7)
+            if len(parts) > 7:
+                ext = parts[7]
+                field: bytes | None = parts[6]
+                if text.find(b"\\", 0, len(text) - len(ext)) >= 0:
+                    field, ext = _escaped_header(text)
+                if field is not None and parts[0] == b"CEF:0":
+                    if not event_time:
+                        head = now_heads(field)
+                        if head is not None:
+                            append(head + text)
+                            continue
+                    stamp = epoch_stamps(ext[:13])
+                    if stamp is not None:
+                        tail = tails(ext[13:17])
+                    else:
+                        stamp = date_stamps(ext[:31])
+                        if stamp is not None:
+                            tail = zero_tail if _AFTER_VALUE.match(ext, 31) else None
+                        else:
+                            stamp, tail = self._new_second(ext)
+                    prival = field_pri(field)
+                    if stamp is not None and tail is not None and prival is not None:
+                        append(b"".join((prival, stamp, tail, text)))
+                        continue
+            append(self._cef_message(record, text, now, rejected))
+        return messages
+
+    def _cef_message(
+        self, record: Record, text: bytes, now: list[bytes], rejected: list[Any]
+    ) -> bytes | None:
+        """A CEF message off the fast path: checked (light), its time found and cached."""
+        parts = text.split(b"|", 7)
+        if len(parts) <= 7:
+            rejected.append((record, f"CEF header has {len(parts) - 1} of its 7 '|'-separated fields"))
+            return None
+        field, ext = _escaped_header(text)
+        if field is None:
+            rejected.append((record, "CEF header has fewer than 7 unescaped '|'-separated fields"))
+            return None
+        if not _VERSION.match(parts[0]):
+            rejected.append((record, f"CEF version is not a number ({parts[0][4:24]!r})"))
+            return None
+        if not _EXTENSION_START.match(ext):
+            rejected.append((record, f"CEF extension: text before the first key=value ({ext[:40]!r})"))
+            return None
+        moment = None
+        if self._event_time:
+            for raw in cef.raw_time_values(ext):  # rt, else end
+                moment = self._time_of(raw)
+                if moment is not None:
+                    if ext.startswith(b"rt=" + raw):
+                        self._learn(ext, raw, moment)  # so that the next such record takes the fast path
+                    break
+        return self._stamp(severity_of_field(field), moment, now) + text
+
+    def _new_second(self, ext: bytes) -> tuple[bytes | None, bytes | None]:
+        """(header part, tail) for an extension starting ``rt=<13 digits>`` of a second not
+        seen yet, now cached; (None, None) for any other extension."""
+        tail = self._boundary_tails.get(ext[13:17])
+        if tail is None or ext[:3] != b"rt=":
+            return None, None
+        stamp = self._after_pri(ext[3:13])
+        if stamp is not None:
+            if len(self._epoch_stamps) >= _CACHE_ENTRIES:
+                self._epoch_stamps.clear()
+            self._epoch_stamps[ext[:13]] = stamp
+        return stamp, tail
+
+    def _learn(self, ext: bytes, raw: bytes, moment: int) -> None:
+        """Cache the header part of an ``rt=`` value that starts *ext*, when its form allows."""
+        seconds, millis = divmod(moment, 1000)
+        stamp = self._after_pri(b"%d" % seconds)
+        if stamp is None:
+            return
+        if raw.isdigit() and len(raw) == 13:
+            store = self._epoch_stamps
+            key = ext[:13]
+        elif len(raw) == 28 and millis == 0:  # Java's Date.toString(): "Mon May 18 14:49:40 UTC 2020"
+            store = self._date_stamps
+            key = ext[:31]
+        else:
+            return
+        if len(store) >= _CACHE_ENTRIES:
+            store.clear()
+        store[key] = stamp
+
+    def _json_head(self, text: bytes, now: list[bytes]) -> bytes:
+        """The header of a JSON record: its ``severity`` and ``time`` members, read raw."""
+        raw = raw_member(text, b"severity")
+        severity = SEVERITY_NOTICE if raw is None else severity_of_text(raw.decode("utf-8", "replace"))
+        moment = None
+        if self._event_time:
+            moment = self._time_of(raw_member(text, b"time") or raw_member(text, b"creationTime"))
+        return self._stamp(severity, moment, now)
+
+    def _parsed(
+        self, record: Record, now: list[bytes], rejected: list[Any], repaired: list[Any]
+    ) -> bytes | None:
+        """A record parsed in full: checked, converted per output.encoding, stamped."""
+        raw = record.text if record.text.isascii() else self._text(record, rejected, repaired)
+        if raw is None:
+            return None
+        text = raw.decode("utf-8", "surrogateescape")  # only "keep" leaves bytes that need it
+        try:
+            if record.kind == "cef":
+                event = cef.parse(text)
+                severity, moment = severity_of_text(event.severity), cef.event_time(event, self._clock())
+                body = self._from_cef(event, raw)
+            else:
+                obj = parse_object(text)
+                level = obj.get("severity")
+                severity = (
+                    SEVERITY_NOTICE if level is None else severity_of_text(catofields.value_text(level))
+                )
+                found = catofields.json_event_time(obj, self._clock())
+                moment = found[1] if found else None
+                body = self._from_json(obj, raw)
+        except ValueError as exc:  # CefError, invalid JSON
+            rejected.append((record, str(exc)))
+            return None
+        return self._stamp(severity, moment, now) + body
+
+    def _from_cef(self, event: cef.CefEvent, raw: bytes) -> bytes:
+        if self.encoding == "leef":
+            return leef.render(catofields.leef_from_cef(event, self._clock())).encode(
+                "utf-8", "surrogateescape"
+            )
+        if self.encoding == "json":
+            return cef_as_json(event).encode("utf-8", "surrogateescape")
+        return raw
+
+    def _from_json(self, obj: dict[str, Any], raw: bytes) -> bytes:
+        if self.encoding == "cef":
+            return cef.render(catofields.cef_from_json(obj, self._clock())).encode("utf-8", "surrogateescape")
+        if self.encoding == "leef":
+            return leef.render(catofields.leef_from_json(obj, self._clock())).encode(
+                "utf-8", "surrogateescape"
+            )
+        return raw.strip() if self.encoding == "json" else raw
+
+
+def _escaped_header(text: bytes) -> tuple[bytes | None, bytes]:
+    """(Severity field, extension) of a CEF line whose header holds backslashes."""
+    # A backslash takes the next byte literally. Masking every escaped pair ("\\\\" first,
+    # then "\\|") with two other bytes keeps the offsets and leaves only the real separators.
+    cuts = text.replace(b"\\\\", b"\0\0").replace(b"\\|", b"\0\0").split(b"|", 7)
+    if len(cuts) <= 7:
+        return None, b""
+    start = len(text) - len(cuts[7])
+    return text[start - 1 - len(cuts[6]) : start - 1], text[start:]
+
+
+def as_event_encoder(encoder: EventEncoder | SyslogEncoder) -> EventEncoder | _Plain:
+    """An encoder with ``encode``: *encoder* itself, or a SyslogEncoder wrapped (pass-through,
+    header time "now": what the pipeline did before output.encoding existed)."""
+    return encoder if isinstance(encoder, EventEncoder) else _Plain(encoder)
+
+
+class _Plain:
+    """A SyslogEncoder as an EventEncoder: every record sent, none rejected."""
+
+    def __init__(self, encoder: SyslogEncoder) -> None:
+        self._encoder = encoder
+
+    def encode(self, records: list[Record]) -> Encoded:
+        return Encoded(records, self._encoder.encode_batch(records), [], [])

@@ -1,0 +1,210 @@
+"""Readiness, and the HTTP listener for ``/metrics``, ``/healthz`` and ``/readyz``.
+
+``Health`` follows the pipeline's outcomes: the collector is reachable when the last
+batch was acknowledged or the last idle check connected; the bucket is reachable when the
+last listing or download worked; the pipeline is stuck when it has been held on a file
+that cannot be read for more than ``metrics.stuck_after_secs`` (counted from the first
+failure, which the checkpoint keeps across restarts). Readiness is all three being good.
+
+The collector is not connected to on every scrape: while the pipeline is idle it checks
+the connection it keeps (``Transport.probe``: a peer that hung up is noticed, a new
+connection made) at most every ``metrics.probe_interval_secs``, and a batch's outcome
+counts as a check.
+
+``Endpoint`` serves, on ``metrics.listen``:
+
+- ``/metrics``: the Prometheus text format;
+- ``/healthz``: 200 ``ok`` while the process runs;
+- ``/readyz``: 200 when ready, else 503, with a JSON body saying which check failed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from forwarder.checkpoint import Failure, Position
+from forwarder.errors import ConfigError
+from forwarder.observer import Observer
+from forwarder.source import LogObject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check: passed or not (None: not known yet), and why."""
+
+    ok: bool | None
+    detail: str
+
+
+class Health(Observer):
+    """Collector and bucket reachability and the file the pipeline is held on."""
+
+    def __init__(
+        self,
+        stuck_after_secs: float,
+        probe_interval_secs: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._stuck_after = stuck_after_secs
+        self._probe_interval = probe_interval_secs
+        self._clock = clock
+        self._wall = wall_clock
+        self._checked_at = -float("inf")  # when the collector was last sent to or probed
+        self.collector_label = ""
+        self.collector_check = Check(None, "not contacted yet")
+        self.bucket_check = Check(None, "not listed yet")
+        self.stuck_on: Failure | None = None
+        self._stuck_since = 0.0
+
+    # --- the pipeline's outcomes ------------------------------------------------------
+
+    def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
+        self.collector(collector, True, "")
+
+    def send_failed(self, collector: str, events: int, reason: str) -> None:
+        self.collector(collector, False, reason)
+
+    def collector(self, collector: str, up: bool, reason: str) -> None:
+        self.collector_label = collector
+        self.collector_check = Check(up, f"{collector} acknowledges" if up else reason)
+        self._checked_at = self._clock()
+
+    def probe_due(self) -> bool:
+        now = self._clock()
+        if now - self._checked_at < self._probe_interval:
+            return False
+        self._checked_at = now
+        return True
+
+    def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
+        if error is None:
+            self.bucket_check = Check(True, "the last download worked")
+        else:
+            self.bucket_check = Check(False, str(error))
+
+    def pass_done(self) -> None:
+        self.bucket_check = Check(True, "the last poll worked")
+
+    def bad_file(self, failure: Failure) -> None:
+        if self.stuck_on is None or self.stuck_on.sequence != failure.sequence:
+            self._stuck_since = _epoch(failure.since, self._wall())
+        self.stuck_on = failure
+
+    def saved(self, position: Position) -> None:
+        stuck = self.stuck_on
+        if stuck is not None and (position.sequence, position.complete) > (stuck.sequence, False):
+            self.stuck_on = None  # got past it (delivered, or quarantined)
+
+    # --- what is reported -------------------------------------------------------------
+
+    def stuck_secs(self) -> float:
+        """How long the pipeline has been held on a file it cannot read (0: it is not)."""
+        return max(0.0, self._wall() - self._stuck_since) if self.stuck_on is not None else 0.0
+
+    def checks(self) -> dict[str, Check]:
+        """The readiness checks by name: collector, bucket, stuck."""
+        stuck = self.stuck_on
+        if stuck is None:
+            held = Check(True, "not held on a bad file")
+        else:
+            secs = self.stuck_secs()
+            held = Check(
+                secs <= self._stuck_after,
+                f"held on {stuck.key} for {secs:.0f}s ({stuck.attempts} failed attempts; "
+                f"unready after {self._stuck_after:g}s): {stuck.reason}",
+            )
+        return {"collector": self.collector_check, "bucket": self.bucket_check, "stuck": held}
+
+    def ready(self) -> bool:
+        """True when every check passed."""
+        return all(check.ok for check in self.checks().values())
+
+
+def _epoch(text: str, default: float) -> float:
+    """The checkpoint's UTC time text as epoch seconds (*default* if it is not one)."""
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return default
+
+
+class Endpoint:
+    """A small threaded HTTP server for /metrics, /healthz and /readyz."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health) -> None:
+        handler = _handler(registry, health)
+        server_class = _Server6 if ":" in host else ThreadingHTTPServer
+        try:
+            self._server = server_class((host, port), handler)
+        except OSError as exc:
+            where = _address(host, port)
+            raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc.strerror or exc}") from None
+        self.host = host
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
+        log.info("metrics on http://%s/metrics, health on /healthz and /readyz", _address(host, self.port))
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "forwarder"
+
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))  # or OpenMetrics
+                self._reply(200, content_type, encoder(registry))
+            elif path == "/healthz":
+                self._reply(200, "text/plain; charset=utf-8", b"ok\n")
+            elif path == "/readyz":
+                checks = health.checks()
+                ready = all(check.ok for check in checks.values())
+                body: dict[str, Any] = {
+                    "ready": ready,
+                    "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
+                }
+                self._reply(200 if ready else 503, "application/json", json.dumps(body).encode() + b"\n")
+            else:
+                self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+            """Scrapes are not logged (one every 15 s would drown the log)."""
+
+    return Handler

@@ -1,0 +1,142 @@
+"""LEEF 2.0 (IBM QRadar's Log Event Extended Format) as pure functions: ``render`` and ``parse``.
+
+``LEEF:2.0|Vendor|Product|Version|EventID|DelimiterCharacter|key=value<delim>key=value...``
+
+IBM's "LEEF event components": "LEEF:2.0|Lancope|StealthWatch|1.0|41|^|" - the LEEF 2.0
+header adds a delimiter field: "You can use a single character or the hex value for the
+character. The hex value can be represented by the prefix 0x or x, followed by a series of
+1-4 characters (0-9A-Fa-f)"; without it (and in LEEF 1.0) attributes are separated by a
+tab. An attribute's key ends at its first "=", so "=" in a value needs no escape.
+
+LEEF defines no escaping at all. So that every value survives, this module:
+- picks the delimiter per event: a tab (written ``x09``) unless some value holds one, else
+  the first of ``^``, ``~`` and US (``x1F``) that no value holds; only when all four occur
+  is a tab in a value written ``\\t``;
+- writes LF as ``\\n`` and CR as ``\\r`` (a syslog message stays one line), and doubles a
+  backslash only where it would otherwise be read as one of these escapes (before ``n``,
+  ``r``, ``t``, a backslash, or at the end), so a Windows path reads as it is in QRadar;
+- escapes ``|`` and ``\\`` in header fields as CEF does (``\\|``, ``\\\\``), CR/LF there as spaces.
+
+``parse(render(event)) == event`` for every event whose header fields hold no CR or LF and
+whose keys match :data:`forwarder.cef.KEY_PATTERN`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from forwarder.cef import KEY_PATTERN
+
+VERSION = "2.0"
+_DELIMITERS = (("\t", "x09"), ("^", "^"), ("~", "~"), ("\x1f", "x1F"))
+_HEX_DELIMITER = re.compile(r"0?[xX]([0-9A-Fa-f]{1,4})\Z")
+_HEADER_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "\r": " ", "\n": " "})
+_HEADER_UNESCAPE = re.compile(r"\\([\\|])")
+# A backslash is doubled where it would start an escape: before n, r, t, a backslash, a
+# character that becomes an escape (LF, CR, TAB), or at the end of the value.
+_BACKSLASH_TO_DOUBLE = re.compile(r"\\(?=[nrt\\\n\r\t]|\Z)")
+_VALUE_UNESCAPE = re.compile(r"\\([\\nrt])")
+_VALUE_MEANING = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+_VALID_KEY = re.compile(KEY_PATTERN + r"\Z")
+
+
+class LeefError(ValueError):
+    """Text that is not LEEF; the message says why."""
+
+
+class LeefEvent(NamedTuple):
+    """One LEEF event: the header fields and the attributes, in order (the delimiter is the
+    writer's choice, not part of the event)."""
+
+    vendor: str
+    product: str
+    product_version: str
+    event_id: str
+    attributes: dict[str, str]
+
+
+def escape_value(value: str, delimiter: str = "\t") -> str:
+    """An attribute value as written with *delimiter* (see the module docstring)."""
+    if "\\" in value:
+        value = _BACKSLASH_TO_DOUBLE.sub(r"\\\\", value)
+    value = value.replace("\n", "\\n").replace("\r", "\\r")
+    return value.replace("\t", "\\t") if delimiter == "\t" else value
+
+
+def unescape_value(value: str) -> str:
+    """An attribute value's text: ``\\\\``, ``\\n``, ``\\r`` and ``\\t`` read; other backslashes kept."""
+    if "\\" not in value:
+        return value
+    return _VALUE_UNESCAPE.sub(lambda m: _VALUE_MEANING[m.group(1)], value)
+
+
+def choose_delimiter(attributes: dict[str, str]) -> tuple[str, str]:
+    """(delimiter, how the header writes it): the first candidate no value holds."""
+    values = "".join(attributes.values())
+    for delimiter, written in _DELIMITERS:
+        if delimiter not in values:
+            return delimiter, written
+    return _DELIMITERS[0]
+
+
+def render(event: LeefEvent) -> str:
+    """The LEEF 2.0 line for *event*."""
+    delimiter, written = choose_delimiter(event.attributes)
+    header = "|".join(
+        f.translate(_HEADER_ESCAPES)
+        for f in (event.vendor, event.product, event.product_version, event.event_id)
+    )
+    body = delimiter.join(
+        f"{key}={escape_value(value, delimiter)}" for key, value in event.attributes.items()
+    )
+    return f"LEEF:{VERSION}|{header}|{written}|{body}"
+
+
+def valid_key(key: str) -> bool:
+    """True when *key* reads back as the same key."""
+    return _VALID_KEY.match(key) is not None
+
+
+def parse(text: str) -> LeefEvent:
+    """A LEEF 1.0 or 2.0 line as a LeefEvent; LeefError says why a line is not LEEF."""
+    if not text.startswith("LEEF:"):
+        raise LeefError("not LEEF (does not start with LEEF:)")
+    body = text[5:]
+    version = body.split("|", 1)[0]
+    count = 6 if version.startswith("2") else 5  # fields before the attributes, version included
+    fields, rest = _split_header(body, count)
+    delimiter = _delimiter(fields[5]) if count == 6 else "\t"
+    attributes: dict[str, str] = {}
+    for piece in rest.split(delimiter):
+        if not piece:
+            continue
+        key, sep, value = piece.partition("=")
+        if not sep:
+            raise LeefError(f"LEEF attribute without '=' ({piece[:40]!r})")
+        attributes.setdefault(key, unescape_value(value))
+    vendor, product, product_version, event_id = (_HEADER_UNESCAPE.sub(r"\1", f) for f in fields[1:5])
+    return LeefEvent(vendor, product, product_version, event_id, attributes)
+
+
+def _split_header(body: str, count: int) -> tuple[list[str], str]:
+    masked = body.replace("\\\\", "\0\0").replace("\\|", "\0\0")
+    cuts = masked.split("|", count)
+    if len(cuts) <= count:
+        raise LeefError(f"LEEF header has {len(cuts) - 1} of its {count} '|'-separated fields")
+    fields, start = [], 0
+    for cut in cuts[:count]:
+        fields.append(body[start : start + len(cut)])
+        start += len(cut) + 1
+    return fields, body[start:]
+
+
+def _delimiter(field: str) -> str:
+    if not field:
+        return "\t"
+    match = _HEX_DELIMITER.match(field)
+    if match:
+        return chr(int(match.group(1), 16))
+    if len(field) == 1:
+        return field
+    raise LeefError(f"LEEF delimiter is neither one character nor a hex value ({field[:10]!r})")

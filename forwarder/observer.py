@@ -1,0 +1,128 @@
+"""What the pipeline tells about its work, for metrics, health and progress lines.
+
+The pipeline calls one ``Observer`` at the places where it counts (a batch acknowledged, a
+file done, the checkpoint saved, ...). The base class does nothing, so a pipeline built
+without observers pays one no-op call per batch. ``Fanout`` passes every call on to
+several observers: ``progress.Backlog`` (how far behind), ``progress.Progress`` (backlog
+log lines), ``health.Health`` (readiness) and ``metrics.Metrics`` (Prometheus).
+
+Calls come from the pipeline's thread, except ``listed``, which comes from the thread
+that lists the bucket (prefetch); observers keep that in mind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from forwarder.checkpoint import Failure, Position
+from forwarder.source import LogObject
+
+
+class Observer:
+    """Told about the pipeline's work; every method here does nothing."""
+
+    def listed(self, objects: Sequence[LogObject]) -> None:
+        """A full listing of the bucket, in sequence order (from the listing thread)."""
+
+    def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
+        """File *obj* was downloaded (no *error*), or its download failed, or (*obj* None) the listing."""
+
+    def pass_done(self) -> None:
+        """A poll went through: the bucket answered, everything found was handled."""
+
+    def read(self, count: int) -> None:
+        """*count* records of a file were read and are about to be sent."""
+
+    def skipped(self, reason: str) -> None:
+        """One record will never be forwarded (*reason*: bad_record, too_big); it was logged."""
+
+    def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
+        """*collector* acknowledged a batch of *events* messages (*size* bytes) after *ack_secs*."""
+
+    def send_failed(self, collector: str, events: int, reason: str) -> None:
+        """A batch of *events* messages was not acknowledged; it is sent again."""
+
+    def collector(self, collector: str, up: bool, reason: str) -> None:
+        """An idle check of the connection to *collector* found it *up* (or why not)."""
+
+    def probe_due(self) -> bool:
+        """True when the idle pipeline should check the collector now."""
+        return False
+
+    def saved(self, position: Position) -> None:
+        """The checkpoint now stands at *position*."""
+
+    def file_done(self, obj: LogObject, records: int) -> None:
+        """Every record of *obj* was delivered (or reported bad)."""
+
+    def gap(self, first: int, last: int) -> None:
+        """Files *first*..*last* are missing from the bucket."""
+
+    def bad_file(self, failure: Failure) -> None:
+        """A downloaded file could not be read (again): the pipeline is held on it."""
+
+    def quarantined(self, obj: LogObject) -> None:
+        """*obj* was given up on (on_bad_file: quarantine)."""
+
+
+class Fanout(Observer):
+    """Passes every call on to each of *observers*, in order."""
+
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self.observers = tuple(observers)
+
+    def listed(self, objects: Sequence[LogObject]) -> None:
+        for observer in self.observers:
+            observer.listed(objects)
+
+    def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
+        for observer in self.observers:
+            observer.fetched(obj, error)
+
+    def pass_done(self) -> None:
+        for observer in self.observers:
+            observer.pass_done()
+
+    def read(self, count: int) -> None:
+        for observer in self.observers:
+            observer.read(count)
+
+    def skipped(self, reason: str) -> None:
+        for observer in self.observers:
+            observer.skipped(reason)
+
+    def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
+        for observer in self.observers:
+            observer.sent(collector, events, size, ack_secs)
+
+    def send_failed(self, collector: str, events: int, reason: str) -> None:
+        for observer in self.observers:
+            observer.send_failed(collector, events, reason)
+
+    def collector(self, collector: str, up: bool, reason: str) -> None:
+        for observer in self.observers:
+            observer.collector(collector, up, reason)
+
+    def probe_due(self) -> bool:
+        # every observer is asked, so each one's "last asked" clock moves
+        return any([observer.probe_due() for observer in self.observers])
+
+    def saved(self, position: Position) -> None:
+        for observer in self.observers:
+            observer.saved(position)
+
+    def file_done(self, obj: LogObject, records: int) -> None:
+        for observer in self.observers:
+            observer.file_done(obj, records)
+
+    def gap(self, first: int, last: int) -> None:
+        for observer in self.observers:
+            observer.gap(first, last)
+
+    def bad_file(self, failure: Failure) -> None:
+        for observer in self.observers:
+            observer.bad_file(failure)
+
+    def quarantined(self, obj: LogObject) -> None:
+        for observer in self.observers:
+            observer.quarantined(obj)

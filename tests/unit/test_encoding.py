@@ -1,0 +1,293 @@
+"""Unit tests for forwarder.encoding: the header from the event, the encodings, what is refused."""
+
+from __future__ import annotations
+
+import calendar
+import json
+
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from forwarder import cef, leef
+from forwarder.cef import CefEvent
+from forwarder.config import Config, parse_config
+from forwarder.encoding import EventEncoder
+from forwarder.jsonevents import cef_from_json
+from forwarder.records import Record
+from forwarder.syslog import SyslogEncoder
+
+PROPERTY = settings(
+    database=None, max_examples=200, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
+)
+NOW = 1764314712.5  # 2025-11-28T07:25:12.500Z
+MAY_18 = calendar.timegm((2020, 5, 18, 14, 49, 40, 0, 0, 0)) * 1000
+
+
+def config(output: str = "", parser: str = "") -> Config:
+    return parse_config(
+        f"source:\n  bucket: b\noutput:\n  hostname: fwd-test\n{output}parser:\n  format: auto\n{parser}",
+        env={},
+    )
+
+
+def encoder(output: str = "", parser: str = "") -> EventEncoder:
+    return EventEncoder(config(output, parser), clock=lambda: NOW)
+
+
+def cef_record(text: str | bytes, ordinal: int = 0) -> Record:
+    return Record(ordinal, "", ordinal + 1, text.encode() if isinstance(text, str) else text, "cef")
+
+
+def json_record(value: object, ordinal: int = 0) -> Record:
+    text = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
+    return Record(ordinal, "", ordinal + 1, text, "json")
+
+
+CATO = "CEF:0|Cato Networks||1.0|Security|Block|7|rt=Mon May 18 14:49:40 UTC 2020 src=10.0.0.1"
+
+
+def test_cato_date_is_the_syslog_timestamp() -> None:
+    """rt=Mon May 18 14:49:40 UTC 2020 stamps the message 2020-05-18T14:49:40.000Z (cached or not)."""
+    enc = encoder()
+    first, second = enc.encode([cef_record(CATO), cef_record(CATO, 1)]).messages
+    assert first == second == b"<131>1 2020-05-18T14:49:40.000Z fwd-test cato - - - " + CATO.encode()
+
+
+@pytest.mark.parametrize(
+    ("extension", "stamp"),
+    [
+        ("rt=1589813380123 a=1", b"2020-05-18T14:49:40.123Z"),
+        ("a=1 rt=1589813380123", b"2020-05-18T14:49:40.123Z"),
+        ("rt=1589813380123", b"2020-05-18T14:49:40.123Z"),
+        ("end=May 18 2020 14:49:40.5 GMT+02:00", b"2020-05-18T12:49:40.500Z"),
+        ("rt=not a time end=1589813380000", b"2020-05-18T14:49:40.000Z"),
+        ("src=1.1.1.1", b"2025-11-28T07:25:12.500Z"),
+        ("rt=99999999999999999", b"2025-11-28T07:25:12.500Z"),
+        ("rt=15898133801234 a=1", b"2473-10-16T04:16:41.234Z"),
+    ],
+)
+def test_rfc5424_time_from_rt_or_end_else_now(extension: str, stamp: bytes) -> None:
+    """The event's rt (else end) in any CEF form; now for none or one RFC 5424 cannot write."""
+    text = "CEF:0|V|P|1|id|n|3|" + extension
+    assert encoder().encode([cef_record(text)]).messages == [
+        b"<134>1 " + stamp + b" fwd-test cato - - - " + text.encode()
+    ]
+
+
+def test_rfc3164_and_none_headers() -> None:
+    """RFC 3164 takes the event's second; header none is the text alone."""
+    [message] = encoder("  header: rfc3164\n").encode([cef_record(CATO)]).messages
+    assert message == b"<131>May 18 14:49:40 fwd-test cato: " + CATO.encode()
+    assert encoder("  header: none\n").encode([cef_record(CATO)]).messages == [CATO.encode()]
+
+
+def test_header_time_now() -> None:
+    """output.header_time: now stamps when it is sent, as before."""
+    [message] = encoder("  header_time: now\n").encode([cef_record(CATO)]).messages
+    assert message.startswith(b"<131>1 2025-11-28T07:25:12.500Z fwd-test cato - - - ")
+
+
+def test_json_severity_and_time() -> None:
+    """A JSON event's severity member sets PRI, its time (or creationTime) the timestamp."""
+    records = [
+        json_record({"severity": "High", "time": 1589813380123}),
+        json_record({"creationTime": "2020-05-18T14:49:40Z", "severity": 9}),
+        json_record({"time": 1589813380123, "x": 1}),
+        json_record({"a": 1}),
+    ]
+    heads = [m.split(b" fwd-test")[0] for m in encoder().encode(records).messages]
+    assert heads == [
+        b"<131>1 2020-05-18T14:49:40.123Z",
+        b"<130>1 2020-05-18T14:49:40.000Z",
+        b"<133>1 2020-05-18T14:49:40.123Z",
+        b"<133>1 2025-11-28T07:25:12.500Z",
+    ]
+
+
+def test_same_bytes_as_the_syslog_encoder_with_header_time_now() -> None:
+    """With header_time now, passthrough gives exactly what SyslogEncoder gave (same clock)."""
+    records = [
+        cef_record(f"CEF:0|V|P|1|id|n \\| x|{sev}|rt=1589813380123 a=1", i)
+        for i, sev in enumerate(["0", "5", "Very-High", "x", ""])
+    ]
+    records += [json_record({"a": "é"}, 9), cef_record("CEF:0|a\\\\|b|c|d|e|8|x=1", 10)]
+    cfg = config("  header_time: now\n")
+    for header in ("rfc5424", "rfc3164"):
+        output = cfg.output.__class__(**{**cfg.output.__dict__, "header": header})
+        cfg_h = cfg.__class__(**{**cfg.__dict__, "output": output})
+        old = SyslogEncoder(output, clock=lambda: NOW).encode_batch(records)
+        assert EventEncoder(cfg_h, clock=lambda: NOW).encode(records).messages == old
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("CEF:0|Cato|SASE|1.0|Security", "CEF header has 4 of its 7 '|'-separated fields"),
+        ("CEF:0|a|b|c|d\\|e|f|5", "CEF header has fewer than 7 unescaped '|'-separated fields"),
+        ("CEF:x|a|b|c|d|e|5|k=1", "CEF version is not a number (b'x')"),
+        ("CEF:0|a|b|c|d|e|5|garbage k=1", "CEF extension: text before the first key=value (b'garbage k=1')"),
+    ],
+)
+def test_light_validation_rejects_malformed_cef(text: str, reason: str) -> None:
+    """Passthrough checks the CEF header it splits for the severity anyway; good records go on."""
+    good = cef_record("CEF:0|a|b|c|d|e|5|k=1", 1)
+    encoded = encoder().encode([cef_record(text), good])
+    assert encoded.rejected == [(cef_record(text), reason)]
+    assert encoded.records == [good] and len(encoded.messages) == 1
+
+
+def test_full_validation_rejects_what_light_lets_through() -> None:
+    """validate: full parses every record: invalid JSON in {...} and bad CEF extensions."""
+    records = [
+        json_record(b'{"a": nope}'),
+        cef_record("CEF:0|a|b|c|d|e|5|rt=1 x"),
+        cef_record("CEF:0|a|b|c|d|e|5|k=1"),
+    ]
+    assert encoder().encode(records).rejected == []
+    rejected = encoder(parser="  validate: full\n").encode(records).rejected
+    assert [reason for _, reason in rejected] == ["invalid JSON: Expecting value (column 7)"]
+    records[1] = cef_record("CEF:0|a|b|c|d|e|5|x rt=1")
+    assert [r for _, r in encoder(parser="  validate: full\n").encode(records).rejected][1] == (
+        "CEF extension: text before the first key=value ('x')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "sent", "outcome"),
+    [
+        ("replace", b"CEF:0|a|b|c|d|e|5|msg=Z\xef\xbf\xbdrich", "repaired"),
+        ("reject", None, "rejected"),
+        ("keep", b"CEF:0|a|b|c|d|e|5|msg=Z\xfcrich", None),
+    ],
+)
+def test_invalid_utf8_policy(policy: str, sent: bytes | None, outcome: str | None) -> None:
+    """replace: sent with U+FFFD and reported repaired; reject: not sent; keep: sent unchecked."""
+    record = cef_record(b"CEF:0|a|b|c|d|e|5|msg=Z\xfcrich")
+    for encoding in ("passthrough", "cef"):
+        encoded = encoder(f"  header: none\n  encoding: {encoding}\n", f"  invalid_utf8: {policy}\n").encode(
+            [record]
+        )
+        assert encoded.messages == ([sent] if sent else [])
+        assert [r for r, _ in encoded.repaired] == ([record] if outcome == "repaired" else [])
+        assert [r for r, _ in encoded.rejected] == ([record] if outcome == "rejected" else [])
+        for _, reason in encoded.repaired + encoded.rejected:
+            assert reason.startswith("invalid UTF-8 at byte 23")
+
+
+SOURCE_CEF = (
+    "CEF:0|Cato Networks||1.0|Security|Pipe \\| and backslash \\\\|7|rt=1589813380123 "
+    "msg=equals \\= backslash \\\\ newline \\n bare | pipe cs1=Ünïcödé 日本語 spt=1234 suser=jörg"
+)
+SOURCE_JSON = {
+    "event_type": "Security",
+    "event_sub_type": "IPS",
+    "severity": "Medium",
+    "time": 1589813380123,
+    "src_ip": "10.0.0.1",
+    "msg": "equals = backslash \\ newline \n bare | pipe Ünïcödé 日本語",
+}
+
+
+def bodies(encoding: str) -> list[bytes]:
+    enc = encoder(f"  header: none\n  encoding: {encoding}\n")
+    encoded = enc.encode([cef_record(SOURCE_CEF), json_record(SOURCE_JSON, 1)])
+    assert not encoded.rejected
+    return encoded.messages
+
+
+def test_encoding_cef() -> None:
+    """CEF events as they are; JSON events rendered as CEF that parses back to their fields."""
+    from_cef, from_json = bodies("cef")
+    assert from_cef == SOURCE_CEF.encode()
+    event = cef.parse(from_json.decode())
+    assert (event.signature_id, event.name, event.severity) == ("Security", "IPS", "Medium")
+    assert event.extension == {"rt": "1589813380123", "src": "10.0.0.1", "msg": SOURCE_JSON["msg"]}
+
+
+def test_encoding_leef() -> None:
+    """Every event as LEEF 2.0 that parses back to the source's fields."""
+    from_cef, from_json = bodies("leef")
+    source = cef.parse(SOURCE_CEF)
+    event = leef.parse(from_cef.decode())
+    assert event.attributes["msg"] == source.extension["msg"]
+    assert event.attributes["name"] == source.name
+    assert (event.attributes["srcPort"], event.attributes["usrName"]) == ("1234", "jörg")
+    assert event.attributes["devTime"] == "2020-05-18T14:49:40.123+0000"
+    event = leef.parse(from_json.decode())
+    assert (event.event_id, event.attributes["cat"], event.attributes["sev"]) == ("Security", "IPS", "6")
+    assert (event.attributes["src"], event.attributes["msg"]) == ("10.0.0.1", SOURCE_JSON["msg"])
+
+
+def test_encoding_json() -> None:
+    """CEF events as one JSON object that reads back as the same event; JSON events as they are."""
+    from_cef, from_json = bodies("json")
+    assert cef_from_json(from_cef.decode()) == cef.parse(SOURCE_CEF)
+    assert json.loads(from_json) == SOURCE_JSON
+
+
+# --- properties ----------------------------------------------------------------------------
+
+_TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), max_size=8)
+_TIMES = st.sampled_from(
+    ["1589813380123", "1589813380000", "Mon May 18 14:49:40 UTC 2020", "May 18 2020 14:49:40.5 GMT+02:00",
+     "2021-01-01T12:10:30.591Z", "soon", "", "158981338012"]
+)  # fmt: skip
+_EVENTS = st.builds(
+    CefEvent,
+    st.just("0"),
+    _TEXT,
+    _TEXT,
+    _TEXT,
+    _TEXT,
+    _TEXT,
+    st.sampled_from(["0", "4", "7", "10", "Low", "High", "Very-High", "Unknown", "x"]),
+    st.dictionaries(
+        st.sampled_from(["src", "msg", "rt", "end", "cs1"]), st.text(max_size=6) | _TIMES, max_size=4
+    ),
+)
+
+
+@PROPERTY
+@given(events=st.lists(_EVENTS, min_size=1, max_size=6), header=st.sampled_from(["rfc5424", "rfc3164"]))
+def test_the_fast_path_stamps_what_the_full_parse_stamps(events: list[CefEvent], header: str) -> None:
+    """For valid CEF, passthrough's cheap scans give the same messages as parsing every record."""
+    records = [cef_record(cef.render(e), i) for i, e in enumerate(events)]
+    light = encoder(f"  header: {header}\n").encode(records)
+    full = encoder(f"  header: {header}\n", "  validate: full\n").encode(records)
+    assert light.messages == full.messages
+    assert light.rejected == full.rejected == []
+
+
+@PROPERTY
+@given(
+    texts=st.lists(
+        st.binary(max_size=60) | st.sampled_from([b"CEF:0|a|b|c|d|e|5|rt=", b'{"time": 1}']), max_size=5
+    ),
+    kind=st.sampled_from(["cef", "json"]),
+    encoding=st.sampled_from(["passthrough", "cef", "leef", "json"]),
+)
+def test_no_input_crashes_the_encoder(texts: list[bytes], kind: str, encoding: str) -> None:
+    """Any bytes, as any kind, under any encoding: messages or rejections, never an exception."""
+    records = [
+        Record(i, "", i + 1, (b"CEF:" if kind == "cef" else b"{") + t, kind) for i, t in enumerate(texts)
+    ]
+    encoded = encoder(f"  encoding: {encoding}\n").encode(records)
+    assert len(encoded.messages) + len(encoded.rejected) == len(records)
+
+
+def test_header_none_passthrough_does_not_look_into_cef() -> None:
+    """With no header to build, light validation reads nothing of a CEF line (documented)."""
+    record = cef_record("CEF:0|cut short")
+    assert encoder("  header: none\n").encode([record]).messages == [b"CEF:0|cut short"]
+    assert encoder("  header: none\n", "  validate: full\n").encode([record]).rejected
+
+
+@PROPERTY
+@given(seconds=st.integers(0, 253_402_300_799), header=st.sampled_from(["rfc5424", "rfc3164"]))
+def test_cached_second_stamps_are_the_syslog_modules_format(seconds: int, header: str) -> None:
+    """The per-second header part is byte for byte what forwarder.syslog writes for that time."""
+    enc = encoder(f"  header: {header}\n")
+    stamp = enc._after_pri(b"%d" % seconds)
+    assert stamp is not None
+    assert stamp + enc._ms_tails[b"000"] == enc._prefix(seconds)

@@ -1,0 +1,226 @@
+"""Unit tests for forwarder.jsonevents: JSON lines and documents split into records, JSON written."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from forwarder.archive import Member
+from forwarder.cef import CefEvent
+from forwarder.jsonevents import (
+    JsonSplitter,
+    cef_as_json,
+    cef_from_json,
+    is_one_object,
+    parse_object,
+    raw_member,
+)
+from forwarder.records import Record, split_records
+
+PROPERTY = settings(
+    database=None, max_examples=200, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
+)
+
+
+def records_of(data: bytes, limit: int = 1 << 20) -> list[tuple[int, int, bytes, str]]:
+    """(ordinal, line, text, kind) of every record of one member holding *data*."""
+    found = split_records([Member("m.log", io.BytesIO(data))], "s3://b/k", "auto", limit)
+    return [(r.ordinal, r.line, r.text, r.kind) for r in found]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(
+            b'{"a": 1}\n{"b": 2}\n',
+            [(0, 1, b'{"a": 1}', "json"), (1, 2, b'{"b": 2}', "json")],
+            id="one-object-per-line",
+        ),
+        pytest.param(
+            b'[{"a": 1}, {"b": 2}]\n{"c": 3}\n',
+            [(0, 1, b'{"a": 1}', "json"), (1, 1, b'{"b": 2}', "json"), (2, 2, b'{"c": 3}', "json")],
+            id="array-on-a-line",
+        ),
+        pytest.param(
+            b'{"a":1}{"b":2} {"c":3},{"d":4}\n',
+            [(0, 1, b'{"a":1}', "json"), (1, 1, b'{"b":2}', "json")]
+            + [(2, 1, b'{"c":3}', "json"), (3, 1, b'{"d":4}', "json")],
+            id="objects-back-to-back",
+        ),
+        pytest.param(
+            b'{"a":1}}{"b":2}\n{"c":3}\n',
+            [(0, 1, b'{"a":1}', "json"), (1, 1, b'}{"b":2}', "bad"), (2, 2, b'{"c":3}', "json")],
+            id="invalid-json-makes-the-rest-of-its-line-one-bad-record",
+        ),
+        pytest.param(b"\xef\xbb\xbf[]\n{}\n", [(0, 2, b"{}", "json")], id="bom-and-empty-array"),
+        pytest.param(
+            b'{"m": "}{ inside a string"}\n',
+            [(0, 1, b'{"m": "}{ inside a string"}', "json")],
+            id="join-inside-a-string",
+        ),
+        pytest.param(
+            b'{"a": 1}\n{"b": 2\n{"c": 3}\n',
+            [(0, 1, b'{"a": 1}', "json"), (1, 2, b'{"b": 2', "bad"), (2, 3, b'{"c": 3}', "json")],
+            id="truncated-line-after-the-first",
+        ),
+        pytest.param(
+            b'[{"a": 1}, 5, "x", [1]]\n',
+            [(0, 1, b'{"a": 1}', "json"), (1, 1, b"5", "bad"), (2, 1, b'"x"', "bad"), (3, 1, b"[1]", "bad")],
+            id="array-elements-that-are-not-objects",
+        ),
+        pytest.param(
+            b'[\n  {"a": 1},\n  {\n    "b": 2\n  }\n]\n',
+            [(0, 2, b'{"a": 1}', "json"), (1, 3, b'{"b": 2}', "json")],
+            id="pretty-printed-array-over-the-file",
+        ),
+        pytest.param(
+            b'[\n{"a": 1},\n{"b": nope},\n{"c": 3}\n]\n',
+            [(0, 2, b'{"a": 1}', "json"), (1, 3, b'{"b": nope},', "bad"), (2, 4, b'{"c": 3}', "json")],
+            id="invalid-element-in-a-document-then-the-next-line",
+        ),
+        pytest.param(
+            b'[{"a": 1},\n{"b": 2}',
+            [(0, 1, b'{"a": 1}', "json"), (1, 2, b'{"b": 2}', "json")],
+            id="document-array-left-open-at-the-end",
+        ),
+        pytest.param(
+            b'{\n  "a": 1,\n  "b": [1,\n 2]\n}\n{"c": 3}\n',
+            [(0, 1, b'{"a": 1,"b": [1,2]}', "json"), (1, 6, b'{"c": 3}', "json")],
+            id="pretty-object-joined-onto-one-line",
+        ),
+        pytest.param(
+            b'[\n{"a": 1},\n{"b":',
+            [(0, 2, b'{"a": 1}', "json"), (1, 3, b'{"b":', "bad")],
+            id="value-cut-at-the-end-of-the-member",
+        ),
+        pytest.param(b"[" * 5000 + b"\n", [(0, 1, b"[" * 4999, "bad")], id="nested-too-deeply"),
+    ],
+)
+def test_json_lines_and_documents_become_records(
+    data: bytes, expected: list[tuple[int, int, bytes, str]]
+) -> None:
+    """Arrays, back-to-back objects and documents give one record per object, ordinals in order."""
+    assert records_of(data) == expected
+
+
+def test_reasons_name_the_problem() -> None:
+    """Bad pieces carry the JSON error and where it is."""
+    splitter = JsonSplitter(1000)
+    pieces = splitter.line(b'{"a": 1}', 1, True) + splitter.line(b'{"b": nope}', 2, False)
+    assert [p.reason for p in pieces] == ["", "invalid JSON: Expecting value (line 2 column 7)"]
+    assert (
+        splitter.line(b'[{"a": 1}, 5', 3, False)[1].reason
+        == "not a JSON object (an array element of type int)"
+    )
+    assert splitter.line(b'{"a": 1', 4, False)[0].reason == "JSON value not complete on its line"
+
+
+def test_a_value_over_the_limit_in_a_document_is_reported_and_dropped() -> None:
+    """An open value longer than max_record_bytes is one bad record (its head); reading goes on."""
+    lines = (
+        [b"[", b'{"a": "' + b"x" * 50 + b'",']
+        + [b'"k%d": 1,' % i for i in range(20)]
+        + [b'"z": 0},', b'{"b": 2}]']
+    )
+    got = records_of(b"\n".join(lines) + b"\n", limit=200)
+    assert [(o, line, kind) for o, line, _, kind in got][0] == (0, 2, "bad")
+    assert got[-1][2:] == (b'{"b": 2}', "json")
+
+
+def test_ordinals_are_the_same_on_every_read() -> None:
+    """Splitting is deterministic, so resuming after N records skips exactly those N; a value
+    left open on a line other than the member's first is bad (no document there)."""
+    data = b'[{"a": 1}, {"b": 2}]\n{"c": 3}{"d": 4}\n[\n{"e": 5}\n]\n'
+    first = records_of(data)
+    assert first == records_of(data)
+    kinds = [(0, 1, "json"), (1, 1, "json"), (2, 2, "json"), (3, 2, "json"), (4, 3, "bad"), (5, 4, "json")]
+    assert [(o, line, kind) for o, line, _, kind in first] == [*kinds, (6, 5, "bad")]
+
+
+@pytest.mark.parametrize(
+    ("line", "one"),
+    [(b'{"a": 1}', True), (b'  {"a": 1}  ', True), (b'{"a": 1}{"b": 2}', False),
+     (b'{"a": 1} {"b": 2}', False), (b'{"a": 1},{"b": 2}', False), (b'[{"a": 1}]', False),
+     (b'{"a": 1', False)],
+)  # fmt: skip
+def test_is_one_object(line: bytes, one: bool) -> None:
+    """Only a {...} line holding none of the joins is taken as one object unparsed."""
+    assert is_one_object(line) is one
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        (b'{"time": 1589813380000, "a": 1}', b"time", b"1589813380000"),
+        (b'{"time":"2021-01-01T12:10:30.591Z"}', b"time", b"2021-01-01T12:10:30.591Z"),
+        (b'{"msg": "\\"time\\": 5", "time" : -3}', b"time", b"-3"),
+        (b'{"severity": "High"}', b"severity", b"High"),
+        (b'{"a": 1}', b"time", None),
+        (b'{"time": null}', b"time", None),
+    ],
+)
+def test_raw_member(text: bytes, key: bytes, value: bytes | None) -> None:
+    """A member's raw value is found without parsing; "key" inside a string is not a member."""
+    assert raw_member(text, key) == value
+
+
+def test_parse_object_reasons() -> None:
+    """Invalid JSON and non-objects are ValueErrors with the reason."""
+    assert parse_object('{"a": [1]}') == {"a": [1]}
+    for text, reason in [
+        ('{"a": nope}', "invalid JSON: Expecting value (column 7)"),
+        ("[1]", "not a JSON object (a value of type list)"),
+        ("[" * 100_000, "invalid JSON: nested too deeply"),
+    ]:
+        with pytest.raises(ValueError) as info:
+            parse_object(text)
+        assert str(info.value) == reason
+
+
+_TEXT = st.text(
+    st.one_of(st.sampled_from('\\"\n\r\t|=é日\x00'), st.characters(blacklist_categories=["Cs"])), max_size=12
+)
+
+
+@PROPERTY
+@given(
+    event=st.builds(
+        CefEvent, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, st.dictionaries(_TEXT, _TEXT, max_size=5)
+    )
+)
+def test_cef_as_json_then_back_gives_the_same_event(event: CefEvent) -> None:
+    """Any CEF event written as one JSON line reads back the same (quotes, control characters...)."""
+    text = cef_as_json(event)
+    assert "\n" not in text
+    assert cef_from_json(text) == event
+
+
+@PROPERTY
+@given(
+    lines=st.lists(
+        st.binary(max_size=40) | st.sampled_from([b"[", b"]", b"{", b"}", b'{"a":', b"1},", b'"x"']),
+        max_size=12,
+    )
+)
+def test_no_input_crashes_the_splitter(lines: list[bytes]) -> None:
+    """Any lines give pieces (json ones are objects) and never an exception."""
+    splitter = JsonSplitter(100)
+    pieces = []
+    for number, line in enumerate(lines, start=1):
+        pieces += splitter.line(line, number, number == 1)
+    pieces += splitter.finish()
+    for piece in pieces:
+        if piece.kind == "json":
+            assert isinstance(json.loads(piece.text.decode("utf-8", "surrogateescape")), dict)
+        else:
+            assert piece.reason
+
+
+def test_records_keep_their_member() -> None:
+    """Split records carry their member and line like any other record."""
+    [record] = list(split_records([Member("x.log", io.BytesIO(b"[{}]\n"))], "s3://b/k"))
+    assert record == Record(0, "x.log", 1, b"{}", "json", "")

@@ -1,0 +1,146 @@
+"""Unit tests for forwarder.progress: pending files and lag from the listing, backlog lines."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+
+from forwarder.checkpoint import Position
+from forwarder.progress import Backlog, Progress, _duration
+from forwarder.source import LogObject
+
+
+def obj(sequence: int, size: int = 100, modified: float = 0.0) -> LogObject:
+    return LogObject(f"K/CATO{sequence}.zip", sequence, size, modified or 1_000_000.0 + 30 * sequence)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_nothing_known_before_a_listing() -> None:
+    """Before the first listing and delivery, pending and lag are NaN (unknown), not 0."""
+    state = Backlog().state()
+    assert math.isnan(state.pending_files) and math.isnan(state.lag_secs)
+    assert state.position is None
+
+
+@pytest.mark.parametrize(
+    ("position", "files", "size"),
+    [
+        (None, 5, 500),
+        (Position(3, "k", 0, False), 4, 400),  # file 3 not done yet: it counts
+        (Position(3, "k", 10, True), 3, 300),
+        (Position(7, "k", 0, True), 0, 0),
+        (Position(1, "k", 0, True), 5, 500),  # before the oldest file still there
+    ],
+)
+def test_pending_files_and_bytes_after_the_checkpoint(
+    position: Position | None, files: int, size: int
+) -> None:
+    """Files (and their bytes) after the checkpoint's file, that file too while incomplete."""
+    backlog = Backlog()
+    backlog.listed([obj(s) for s in (2, 3, 4, 5, 7)])
+    if position:
+        backlog.saved(position)
+    state = backlog.state()
+    assert (state.pending_files, state.pending_bytes) == (files, size)
+
+
+def test_lag_is_the_newest_files_time_minus_the_delivered_ones() -> None:
+    """Lag: newest listed file's LastModified minus that of the checkpoint's file; 0 when caught up."""
+    backlog = Backlog()
+    backlog.listed([obj(s) for s in (1, 2, 3)])
+    backlog.saved(Position(1, "k", 5, False))
+    assert backlog.state().lag_secs == 60
+    backlog.saved(Position(3, "k", 5, True))
+    assert backlog.state().lag_secs == 0
+    backlog.listed([obj(s) for s in (1, 2, 3, 4)])  # a new file appears
+    state = backlog.state()
+    assert state.lag_secs == 30 and state.pending_files == 1
+    assert state.newest_file_time == obj(4).modified and state.delivered_file_time == obj(3).modified
+
+
+def test_probe_mode_knows_the_files_it_downloaded() -> None:
+    """Without listings, the newest file is the newest downloaded; pending stays unknown."""
+    backlog = Backlog()
+    backlog.fetched(obj(8), None)
+    backlog.fetched(obj(9), None)
+    backlog.saved(Position(8, "k", 0, True))
+    state = backlog.state()
+    assert state.lag_secs == 30 and math.isnan(state.pending_files)
+
+
+def test_a_checkpoint_without_known_time_has_no_lag() -> None:
+    """A delivered file whose time is unknown gives NaN lag, never a made-up number."""
+    backlog = Backlog()
+    backlog.listed([obj(5)])
+    backlog.saved(Position(2, "k", 0, True))  # deleted by retention: not in the listing
+    assert math.isnan(backlog.state().lag_secs)
+
+
+def progress_with(files: int, interval: float) -> tuple[Backlog, Progress, Clock, list[str]]:
+    backlog, clock, shown = Backlog(), Clock(), []
+    backlog.listed([obj(s, size=1000) for s in range(1, files + 1)])
+    backlog.saved(Position(1, "k", 0, False))
+    return backlog, Progress(backlog, interval, shown.append, clock), clock, shown
+
+
+def test_backlog_lines_every_interval_then_caught_up(caplog: pytest.LogCaptureFixture) -> None:
+    """While files wait, a line per interval with what is left, the rate and an ETA; then one line."""
+    backlog, progress, clock, _ = progress_with(10, 60)
+    with caplog.at_level(logging.INFO, "forwarder.progress"):
+        for sequence in range(1, 11):
+            clock.now += 10
+            progress.sent("tcp://c", 100, 5000, 0.001)
+            backlog.saved(Position(sequence, "k", 100, True))
+            progress.file_done(obj(sequence, size=1000), 100)
+    lines = [r for r in caplog.records if r.getMessage().startswith("backlog: ")]
+    assert len(lines) == 1  # 100 s of backlog, first line after 60 s
+    line = lines[0]
+    assert line.getMessage() == (
+        "backlog: 4 files (~400 events, 4.0 KB) remaining, lag 2m0s; 10 events/s; caught up in ~40s"
+    )
+    assert line.__dict__["files_remaining"] == 4 and line.__dict__["eta_secs"] == 40
+    assert line.__dict__["events_per_sec"] == 10 and line.__dict__["lag_secs"] == 120
+    done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("caught up")]
+    assert done == ["caught up: 900 events from 10 files in 1m30s"]
+
+
+def test_no_lines_in_normal_running(caplog: pytest.LogCaptureFixture) -> None:
+    """One or two files per poll are not a backlog: no progress lines."""
+    backlog, progress, clock, shown = progress_with(2, 1)
+    with caplog.at_level(logging.INFO, "forwarder.progress"):
+        for _ in range(5):
+            clock.now += 100
+            progress.sent("tcp://c", 100, 5000, 0.001)
+            progress.pass_done()
+    assert caplog.records == [] and shown == []
+
+
+def test_live_line_shows_the_backlog_and_clears(caplog: pytest.LogCaptureFixture) -> None:
+    """On a terminal the live line shows files left, rate and ETA, and is cleared when caught up."""
+    backlog, progress, clock, shown = progress_with(10, 0)
+    for sequence in range(1, 11):
+        clock.now += 2
+        progress.sent("tcp://c", 100, 5000, 0.001)
+        backlog.saved(Position(sequence, "k", 100, True))
+        progress.file_done(obj(sequence, size=1000), 100)
+    assert shown[0].startswith("backlog: 9 files (~900 events) left | 50 events/s | ETA 18s | lag ")
+    assert shown[-1] == ""
+    assert not [r for r in caplog.records if r.getMessage().startswith("backlog")]  # interval 0: no lines
+
+
+@pytest.mark.parametrize(
+    ("secs", "text"),
+    [(0.4, "0s"), (42, "42s"), (310, "5m10s"), (3 * 3600 + 720, "3h12m"), (93600, "1d2h"), (math.nan, "?")],
+)
+def test_durations_read_well(secs: float, text: str) -> None:
+    """Durations are short and readable: 42s, 5m10s, 3h12m, 1d2h."""
+    assert _duration(secs) == text
