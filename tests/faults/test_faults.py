@@ -18,22 +18,13 @@ from typing import Any
 import pytest
 
 from tests.faults.conftest import Report, Row, compare
-from tests.support.backlog import bodies, forwarder, plain_backlog, write_config
+from tests.support.backlog import bodies, forwarder, plain_backlog, wait_until, write_config
 from tests.support.s3proxy import S3Proxy
 
 pytestmark = pytest.mark.faults
 
 Background = Callable[..., "subprocess.Popen[bytes]"]
 SEED = int(os.environ.get("FAULTS_SEED", "20261128"))
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _settle(rsyslog: Any, seconds: float = 0.5) -> list[bytes]:
@@ -72,7 +63,7 @@ def test_kill_9_at_random_moments(
     while kills < KILLS:
         process = background("run", "--config", str(config))
         before = len(rsyslog.messages())
-        _wait(
+        wait_until(
             lambda p=process, n=before: len(rsyslog.messages()) > n or p.poll() is not None,
             "the restart to send",
         )
@@ -116,14 +107,14 @@ def _outages(
     config = write_config(tmp_path / "f.yaml", s3.endpoint_url, output, batch={"max_events": 100})
     process = background("run", "--config", str(config))
     for outage in range(3):
-        _wait(lambda n=outage: len(rsyslog.messages()) >= (n + 1) * 1200, "progress before the outage")
+        wait_until(lambda n=outage: len(rsyslog.messages()) >= (n + 1) * 1200, "progress before the outage")
         if how == "kill -9":
             rsyslog.kill()
         else:
             rsyslog.stop()
         time.sleep(1.5)
         rsyslog.start()
-    _wait(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (30, 200, True), "the backlog to finish")
+    wait_until(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (30, 200, True), "the backlog to finish")
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     return len(backlog.events), *compare(backlog.events, _settle(rsyslog))
@@ -196,7 +187,7 @@ def test_collector_that_stops_reading(
     output = {"protocol": "tcp", "port": rsyslog.port, "ack_timeout_secs": ack_timeout}
     config = write_config(tmp_path / "f.yaml", s3.endpoint_url, output, batch={"max_events": 500})
     process = background("run", "--config", str(config))
-    _wait(lambda: len(rsyslog.messages()) >= 2000, "progress before the stall")
+    wait_until(lambda: len(rsyslog.messages()) >= 2000, "progress before the stall")
     assert rsyslog.pid is not None
     os.kill(rsyslog.pid, signal.SIGSTOP)
     try:
@@ -209,7 +200,7 @@ def test_collector_that_stops_reading(
         assert _checkpoint(tmp_path) == held, "the checkpoint moved while nothing was read"
     finally:
         os.kill(rsyslog.pid, signal.SIGCONT)
-    _wait(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (20, 2000, True), "the backlog to finish")
+    wait_until(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (20, 2000, True), "the backlog to finish")
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     lost, duplicated, in_order = compare(backlog.events, _settle(rsyslog))
@@ -256,7 +247,9 @@ def test_s3_errors_resets_and_truncated_bodies(
         source={"poll_interval_secs": 0.2},
     )
     process = background("run", "--config", str(config))
-    _wait(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (40, 100, True), "the backlog to finish", 120)
+    wait_until(
+        lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (40, 100, True), "the backlog to finish", 120
+    )
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     injected = sum(1 for fault in planned[: len(planned) - len(s3proxy.faults)] if fault != "none")
@@ -310,7 +303,7 @@ def test_checkpoint_storage_fails_mid_backlog(
     output = {"protocol": "tcp", "port": rsyslog.port, "max_events_per_sec": 2000}
     config = write_config(tmp_path / "f.yaml", s3.endpoint_url, output, batch={"max_events": 50})
     process = background("run", "--config", str(config))
-    _wait(lambda: len(rsyslog.messages()) >= 1000, "progress")
+    wait_until(lambda: len(rsyslog.messages()) >= 1000, "progress")
     if trouble == "full":
         filler = small_disk / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
@@ -385,11 +378,11 @@ def test_second_instance_on_one_checkpoint_refuses(
     output = {"protocol": "tcp", "port": rsyslog.port, "max_events_per_sec": 1000}
     config = write_config(tmp_path / "f.yaml", s3.endpoint_url, output)
     first = background("run", "--config", str(config))
-    _wait(lambda: len(rsyslog.messages()) > 0, "the first forwarder to send")
+    wait_until(lambda: len(rsyslog.messages()) > 0, "the first forwarder to send")
     second = forwarder("run", "--config", str(config), "--once")
     assert second.returncode == 3
     assert "another forwarder is using this checkpoint" in second.stderr
-    _wait(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (10, 200, True), "the backlog to finish")
+    wait_until(lambda: (_checkpoint(tmp_path) or (0, 0, False)) == (10, 200, True), "the backlog to finish")
     first.send_signal(signal.SIGTERM)
     assert first.wait(30) == 0
     lost, duplicated, in_order = compare(backlog.events, _settle(rsyslog))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from tests.support.backlog import (
     forwarder,
     forwarder_env,
     plain_backlog,
+    wait_until,
     write_config,
 )
 from tests.support.s3proxy import S3Proxy
@@ -28,13 +28,6 @@ from tests.support.s3proxy import S3Proxy
 pytestmark = pytest.mark.integration
 
 EVENTS = 20  # per file
-
-
-def _quiet(collector: Any, count: int) -> list[bytes]:
-    messages = collector.wait_for(count)
-    time.sleep(0.3)
-    assert len(collector.messages()) == count
-    return messages
 
 
 def _status(config: Path) -> dict[str, Any]:
@@ -45,15 +38,6 @@ def _status(config: Path) -> dict[str, Any]:
 
 def _log(stderr: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- discovery: probe ------------------------------------------------------------------
@@ -85,7 +69,7 @@ def test_probe_forwards_a_backlog_anonymously_without_listing(
     )
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
     assert s3proxy.listed() == []
     assert s3proxy.requests and {r.access_key for r in s3proxy.requests} == {""}  # all unsigned
     assert "anonymous (unsigned)" in result.stderr
@@ -147,7 +131,7 @@ def test_retention_gap_is_reported_once_and_the_rest_flows(
     )
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
-    assert bodies(_quiet(rsyslog, len(expected))) == expected
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(expected))) == expected
     warnings = [line["message"] for line in _log(result.stderr) if line["level"] == "WARNING"]
     assert len(warnings) == 1 and warnings[0].startswith("GAP: files 7004-7006 missing")
     assert [(g["first"], g["last"]) for g in _status(config)["gaps"]] == [(7004, 7006)]
@@ -179,7 +163,7 @@ def test_corrupt_zip_is_quarantined_and_the_rest_delivered(s3: Any, collector: A
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
     good = backlog.events[:EVENTS] + backlog.events[2 * EVENTS :]
-    assert bodies(_quiet(rsyslog, len(good))) == good
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(good))) == good
     attempts = [line["message"] for line in _log(result.stderr) if backlog.keys[1] in line["message"]]
     assert [("attempt 1 of 3" in m, "attempt 2 of 3" in m, "attempt 3 of 3" in m) for m in attempts[:3]] == [
         (True, False, False),
@@ -214,7 +198,7 @@ def test_wrong_password_file_is_quarantined_with_its_reason(s3: Any, collector: 
     # plain_backlog's zips have no password; the odd one has one the config does not know
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
     good = backlog.events[:EVENTS] + backlog.events[2 * EVENTS :]
-    assert bodies(_quiet(rsyslog, len(good))) == good
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(good))) == good
     assert "password" in _status(config)["quarantined"][0]["reason"]
 
 
@@ -238,7 +222,7 @@ def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
         error = _status(config)["last_error"] or {}
         return "on_bad_file: stop holds the position" in error.get("message", "")
 
-    _wait_until(holding, "the forwarder to say it holds the position")
+    wait_until(holding, "the forwarder to say it holds the position")
     assert len(rsyslog.messages()) == EVENTS  # file 1 only: nothing overtook file 2
     status = _status(config)
     assert status["stuck_on"]["key"] == backlog.keys[1] and status["position"]["sequence"] == 1
@@ -247,7 +231,7 @@ def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
     rsyslog.wait_for(len(backlog.events))
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
     assert _status(config)["stuck_on"] is None
 
 
@@ -284,7 +268,7 @@ def test_rotated_credentials_file_is_picked_up_while_running(
     s3proxy.rejected_keys.add("OLDKEY")  # the key is rotated at AWS
     later = plain_backlog(client, [3, 4], events=EVENTS)
     log_file = tmp_path / "forwarder.log"
-    _wait_until(lambda: "InvalidAccessKeyId" in log_file.read_text(), "the rejected key to be reported")
+    wait_until(lambda: "InvalidAccessKeyId" in log_file.read_text(), "the rejected key to be reported")
     _credentials(creds, "NEWKEY")
     rsyslog.wait_for(len(first.events) + len(later.events))
     assert process.poll() is None  # no restart
@@ -294,7 +278,10 @@ def test_rotated_credentials_file_is_picked_up_while_running(
         and "credentials file" in rejected[0]["message"]
     )
     assert "secret-" not in log_file.read_text()
-    assert bodies(_quiet(rsyslog, len(first.events) + len(later.events))) == first.events + later.events
+    assert (
+        bodies(rsyslog.assert_quiet(settle=0.3, count=len(first.events) + len(later.events)))
+        == first.events + later.events
+    )
     assert {r.access_key for r in s3proxy.requests[-3:]} == {"NEWKEY"}
 
 
@@ -327,7 +314,10 @@ def test_sighup_reloads_the_config_with_new_keys(
     rsyslog.wait_for(len(first.events) + len(later.events))
     assert "configuration and credentials reloaded" in (tmp_path / "forwarder.log").read_text()
     assert process.poll() is None
-    assert bodies(_quiet(rsyslog, len(first.events) + len(later.events))) == first.events + later.events
+    assert (
+        bodies(rsyslog.assert_quiet(settle=0.3, count=len(first.events) + len(later.events)))
+        == first.events + later.events
+    )
 
 
 # --- switching over from the vendor script -----------------------------------------------
@@ -345,7 +335,7 @@ def test_import_of_the_vendor_storage_file(s3: Any, collector: Any, tmp_path: Pa
     assert "The next file forwarded is 7008" in imported.stdout
     assert forwarder("import-state", "--config", str(config), str(storage)).returncode == 2  # no overwrite
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
-    assert bodies(_quiet(rsyslog, 3 * EVENTS)) == backlog.events[3 * EVENTS :]
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=3 * EVENTS)) == backlog.events[3 * EVENTS :]
 
 
 # --- prefetch --------------------------------------------------------------------------
@@ -365,7 +355,7 @@ def test_next_files_download_while_one_is_sent(s3: Any, collector: Any, tmp_path
     )
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
     order = [
         ("downloaded" if line["message"].startswith("downloaded") else "delivered", line.get("key"))
         for line in _log(result.stderr)

@@ -24,14 +24,6 @@ pytestmark = pytest.mark.integration
 SEQUENCES = [9998, 9999, 10000, 10001]
 
 
-def _quiet(collector: Any, count: int) -> list[bytes]:
-    """Wait for *count* messages, then make sure no more trickle in."""
-    messages = collector.wait_for(count)
-    time.sleep(0.3)
-    assert len(collector.messages()) == count
-    return messages
-
-
 @pytest.mark.parametrize(
     ("protocol", "framing"),
     [("udp", None), ("tcp", "octet_counting"), ("tcp", "newline"), ("tls", "octet_counting"),
@@ -53,7 +45,7 @@ def test_every_event_arrives_once_in_order(
 
     first = forwarder("run", "--config", str(config), "--once")
     assert first.returncode == 0, first.stderr
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
 
     second = forwarder("run", "--config", str(config), "--once")
     assert second.returncode == 0, second.stderr
@@ -72,7 +64,10 @@ def test_rfc3164_header(s3: Any, collector: Any, tmp_path: Path) -> None:
     )
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
-    assert bodies(_quiet(rsyslog, len(backlog.events)), header="rfc3164") == backlog.events
+    assert (
+        bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events)), header="rfc3164")
+        == backlog.events
+    )
 
 
 def test_new_files_are_picked_up_by_the_next_run(s3: Any, collector: Any, tmp_path: Path) -> None:
@@ -85,7 +80,10 @@ def test_new_files_are_picked_up_by_the_next_run(s3: Any, collector: Any, tmp_pa
     rsyslog.wait_for(len(first.events))
     later = put_backlog(client, [3])
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
-    assert bodies(_quiet(rsyslog, len(first.events) + len(later.events))) == first.events + later.events
+    assert (
+        bodies(rsyslog.assert_quiet(settle=0.3, count=len(first.events) + len(later.events)))
+        == first.events + later.events
+    )
 
 
 def test_start_at_a_sequence_number(s3: Any, collector: Any, tmp_path: Path) -> None:
@@ -100,7 +98,7 @@ def test_start_at_a_sequence_number(s3: Any, collector: Any, tmp_path: Path) -> 
     )
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
     per_file = len(backlog.events) // len(SEQUENCES)
-    assert bodies(_quiet(rsyslog, per_file * 2)) == backlog.events[per_file * 2 :]
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=per_file * 2)) == backlog.events[per_file * 2 :]
 
 
 def test_file_and_stdout_outputs(s3: Any, tmp_path: Path) -> None:
@@ -155,11 +153,11 @@ def test_corrupt_file_holds_the_position_until_replaced(s3: Any, collector: Any,
     assert result.returncode == 4
     assert backlog.keys[1] in result.stderr and "Traceback" not in result.stderr
     per_file = len(backlog.events) // 3
-    assert bodies(_quiet(rsyslog, per_file)) == backlog.events[:per_file]
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=per_file)) == backlog.events[:per_file]
 
     client.put_object(Bucket=BUCKET, Key=backlog.keys[1], Body=good_second)
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
 
 
 def test_collector_down_once_exits_4_and_keeps_position(s3: Any, collector: Any, tmp_path: Path) -> None:
@@ -176,7 +174,7 @@ def test_collector_down_once_exits_4_and_keeps_position(s3: Any, collector: Any,
 
     rsyslog.start()
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
 
 
 def test_check_reports_each_part(s3: Any, collector: Any, tmp_path: Path) -> None:

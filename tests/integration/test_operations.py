@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from forwarder.samples import cef_event, exporter_key, make_zip
-from tests.support.backlog import BUCKET, PASSWORD, PREFIX, forwarder, plain_backlog, write_config
+from tests.support.backlog import BUCKET, PASSWORD, PREFIX, forwarder, plain_backlog, wait_until, write_config
 from tests.support.rsyslog import free_port
 
 pytestmark = pytest.mark.integration
@@ -28,22 +28,13 @@ EVENTS = 50  # per file
 Background = Callable[..., subprocess.Popen[bytes]]
 
 
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Scraper:
     """Reads the forwarder's /metrics, /healthz and /readyz over HTTP."""
 
     def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.process = process
-        _wait_until(self._answers, "the metrics endpoint")
+        wait_until(self._answers, "the metrics endpoint")
 
     def _answers(self) -> bool:
         assert self.process.poll() is None, "the forwarder exited"
@@ -125,7 +116,7 @@ def test_metrics_and_readiness_follow_a_run_and_a_collector_outage(
 
         return check
 
-    _wait_until(delivered(total), "the backlog to arrive")
+    wait_until(delivered(total), "the backlog to arrive")
     received = rsyslog.messages()
     values = scrape.metrics()
     assert values["forwarder_events_sent_total"] == len(received) == total
@@ -144,7 +135,7 @@ def test_metrics_and_readiness_follow_a_run_and_a_collector_outage(
 
     # The collector stops while the forwarder is idle: the idle check notices.
     rsyslog.stop()
-    _wait_until(lambda: not scrape.ready()[0], "/readyz to turn unready")
+    wait_until(lambda: not scrape.ready()[0], "/readyz to turn unready")
     ready, checks = scrape.ready()
     assert checks["collector"]["ok"] is False and "connection refused" in checks["collector"]["detail"]
     assert checks["bucket"]["ok"] is True and checks["stuck"]["ok"] is True
@@ -156,7 +147,7 @@ def test_metrics_and_readiness_follow_a_run_and_a_collector_outage(
     key = _put_file(client, 5, [cef_event(500_000 + i).encode() for i in range(EVENTS)])
     lag = _modified(client)[key] - newest
     assert lag >= 1
-    _wait_until(
+    wait_until(
         lambda: (
             (v := scrape.metrics())["forwarder_files_pending"] == 1
             and v["forwarder_lag_seconds"] == lag
@@ -167,8 +158,8 @@ def test_metrics_and_readiness_follow_a_run_and_a_collector_outage(
     assert not scrape.ready()[0]
 
     rsyslog.start()
-    _wait_until(delivered(total + EVENTS), "the new file to arrive")
-    _wait_until(lambda: scrape.ready()[0], "/readyz to be ready again")
+    wait_until(delivered(total + EVENTS), "the new file to arrive")
+    wait_until(lambda: scrape.ready()[0], "/readyz to be ready again")
     values = scrape.metrics()
     assert values["forwarder_events_sent_total"] == len(rsyslog.messages()) == total + EVENTS
     assert values["forwarder_lag_seconds"] == 0 and values[up] == 1
@@ -189,7 +180,7 @@ def test_readyz_turns_unready_when_stuck_on_a_bad_file(
         tmp_path, s3, port, rsyslog.port, source={"max_attempts": 1}, metrics={"stuck_after_secs": 1}
     )
     scrape = Scraper(port, background("run", "--config", str(config)))
-    _wait_until(lambda: not scrape.ready()[1]["stuck"]["ok"], "/readyz to report the stuck file")
+    wait_until(lambda: not scrape.ready()[1]["stuck"]["ok"], "/readyz to report the stuck file")
     ready, checks = scrape.ready()
     assert not ready
     assert bad_key in checks["stuck"]["detail"]
@@ -199,7 +190,7 @@ def test_readyz_turns_unready_when_stuck_on_a_bad_file(
     assert values["forwarder_checkpoint_sequence"] == 1 and values["forwarder_files_pending"] == 1
 
     _put_file(client, 2, [cef_event(7).encode()])  # the object is replaced: it goes through
-    _wait_until(lambda: scrape.ready()[0], "/readyz to be ready again")
+    wait_until(lambda: scrape.ready()[0], "/readyz to be ready again")
     values = scrape.metrics()
     assert values["forwarder_stuck_seconds"] == 0 and values["forwarder_checkpoint_sequence"] == 2
     assert len(rsyslog.wait_for(6)) == 6
@@ -223,7 +214,7 @@ def test_metrics_count_gaps_quarantined_files_and_bad_records(
         tmp_path, s3, port, rsyslog.port, source={"max_attempts": 1, "on_bad_file": "quarantine"}
     )
     scrape = Scraper(port, background("run", "--config", str(config)))
-    _wait_until(
+    wait_until(
         lambda: (
             (v := scrape.metrics())["forwarder_checkpoint_sequence"] == 5
             and v["forwarder_checkpoint_complete"] == 1
@@ -243,10 +234,10 @@ def test_metrics_count_gaps_quarantined_files_and_bad_records(
     # SIGHUP rebuilds the pipeline: the same endpoint goes on counting.
     scrape.process.send_signal(signal.SIGHUP)
     log = tmp_path / "forwarder.log"
-    _wait_until(lambda: "configuration and credentials reloaded" in log.read_text(), "the reload")
+    wait_until(lambda: "configuration and credentials reloaded" in log.read_text(), "the reload")
     _put_file(client, 6, good)
-    _wait_until(lambda: scrape.metrics()["forwarder_checkpoint_sequence"] == 6, "file 6")
-    _wait_until(lambda: scrape.metrics()["forwarder_files_done_total"] == 4, "file 6 counted")
+    wait_until(lambda: scrape.metrics()["forwarder_checkpoint_sequence"] == 6, "file 6")
+    wait_until(lambda: scrape.metrics()["forwarder_files_done_total"] == 4, "file 6 counted")
     assert len(rsyslog.wait_for(40)) == 40 == scrape.metrics()["forwarder_events_sent_total"]
 
 

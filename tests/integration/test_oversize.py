@@ -4,7 +4,6 @@ and UDP paced so that a backlog does not overrun the collector."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +62,6 @@ def _run(s3: Any, rsyslog: Any, tmp_path: Path, output: dict[str, Any]) -> tuple
     return lines, lines[-1]["message"]
 
 
-def _quiet(rsyslog: Any, count: int) -> list[bytes]:
-    """Wait for *count* messages, then make sure no more come."""
-    messages = rsyslog.wait_for(count)
-    time.sleep(0.3)
-    assert len(rsyslog.messages()) == count
-    return messages
-
-
 @pytest.mark.parametrize("protocol", ["udp", "tcp", "relp"])
 @pytest.mark.parametrize("policy", ["truncate", "split", "drop"])
 def test_a_100kb_event_is_truncated_split_or_dropped_as_configured(
@@ -87,7 +78,7 @@ def test_a_100kb_event_is_truncated_split_or_dropped_as_configured(
     limit = LIMIT[protocol]
 
     pieces = {"truncate": 1, "split": len(split(HEADER + BIG, len(HEADER), limit)), "drop": 0}[policy]
-    messages = _quiet(rsyslog, 10 + pieces)
+    messages = rsyslog.assert_quiet(settle=0.3, count=10 + pieces)
     assert bodies(messages[:5]) == BEFORE and bodies(messages[5 + pieces :]) == AFTER
     middle = [_split(m) for m in messages[5 : 5 + pieces]]
     assert all(len(header + body) <= limit for header, body in middle)
@@ -119,7 +110,7 @@ def test_a_100kb_event_passes_whole_over_tcp_by_default(s3: Any, collector: Any,
     _put(s3.client())
     rsyslog = collector("tcp")
     log, done = _run(s3, rsyslog, tmp_path, {"protocol": "tcp"})
-    assert bodies(_quiet(rsyslog, 11)) == [*BEFORE, BIG, *AFTER]
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=11)) == [*BEFORE, BIG, *AFTER]
     assert "over output.max_message_bytes" not in done
     assert not [line for line in log if line["level"] == "WARNING"]
 
@@ -136,4 +127,4 @@ def test_udp_backlog_is_paced_so_a_small_receive_buffer_loses_nothing(
                           batch={"max_events": 300})  # fmt: skip
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events

@@ -17,13 +17,6 @@ from tests.support.backlog import bodies, forwarder, plain_backlog, put_backlog,
 pytestmark = pytest.mark.integration
 
 
-def _quiet(collector: Any, count: int) -> list[bytes]:
-    messages = collector.wait_for(count)
-    time.sleep(0.3)
-    assert len(collector.messages()) == count
-    return messages
-
-
 def test_relp_delivers_every_event_once_in_order(s3: Any, collector: Any, tmp_path: Path) -> None:
     """protocol relp: every event of the backlog reaches imrelp byte for byte, once, in order."""
     backlog = put_backlog(s3.client(), [9999, 10000, 10001])
@@ -32,7 +25,7 @@ def test_relp_delivers_every_event_once_in_order(s3: Any, collector: Any, tmp_pa
                           batch={"max_events": 7})  # fmt: skip
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
-    assert bodies(_quiet(rsyslog, len(backlog.events))) == backlog.events
+    assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
     time.sleep(0.3)
     assert len(rsyslog.messages()) == len(backlog.events)

@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,3 +174,13 @@ def bodies(messages: list[bytes], header: str = "rfc5424", hostname: bytes = b"f
         assert match.group(3) == hostname and match.group(4) == b"cato", message[:120]
         result.append(body)
     return result
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll *condition* until it holds; AssertionError naming *what* after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

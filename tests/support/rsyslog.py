@@ -577,7 +577,9 @@ class Rsyslog:
             delay = min(delay * 2, 0.1)
 
     def assert_quiet(self, count: int, settle: float = 0.5) -> list[bytes]:
-        """Wait ``settle`` seconds and assert that exactly ``count`` messages arrived."""
+        """Wait for ``count`` messages, then ``settle`` seconds more, and assert that exactly
+        ``count`` arrived (none trickled in after)."""
+        self.wait_for(count)
         time.sleep(settle)
         msgs = self.messages()
         assert len(msgs) == count, f"expected exactly {count} messages, got {len(msgs)}"
