@@ -80,8 +80,8 @@ def json_event_time(event: dict[str, Any], now: float | None = None) -> tuple[st
         value = event.get(name)
         if isinstance(value, bool) or value is None:
             continue
-        if isinstance(value, (int, float)):
-            return name, int(value)
+        if isinstance(value, int):
+            return name, value
         if isinstance(value, str):
             moment = cef.parse_time(value, now)
             if moment is not None:
@@ -98,9 +98,16 @@ def value_text(value: Any) -> str:
     return render_json(value) if isinstance(value, (dict, list)) else str(value)
 
 
+_KEYS: dict[str, str] = {}  # field name -> the key it becomes (events repeat their names)
+
+
 def _custom(out: dict[str, str], name: str, value: str) -> None:
     """Add a field under its own name (made a valid key), never overwriting another."""
-    key = _NOT_KEY.sub("_", name) or "_"
+    key = _KEYS.get(name)
+    if key is None:
+        key = _NOT_KEY.sub("_", name) or "_"
+        if len(_KEYS) < 10_000:
+            _KEYS[name] = key
     if key in out:
         key = "cato_" + key
     while key in out:
@@ -188,7 +195,13 @@ def leef_from_cef(event: CefEvent, now: float | None = None) -> LeefEvent:
     attributes["name"] = event.name
     if sev is None and event.severity:
         attributes["severity"] = event.severity
-    for key, value in event.extension.items():
-        if key != "rt" or moment is None:
-            _put(attributes, CEF_TO_LEEF.get(key, key), value)
+    renamed = {CEF_TO_LEEF.get(key, key): value for key, value in event.extension.items()}
+    if moment is not None:
+        del renamed["rt"]
+    if len(renamed) == len(event.extension) - (moment is not None) and not renamed.keys() & attributes.keys():
+        attributes.update(renamed)  # no name taken twice: the common case, in C
+    else:
+        for key, value in event.extension.items():
+            if key != "rt" or moment is None:
+                _put(attributes, CEF_TO_LEEF.get(key, key), value)
     return LeefEvent(event.vendor, event.product, event.device_version, event.signature_id, attributes)

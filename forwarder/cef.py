@@ -57,14 +57,20 @@ _VALUE_UNESCAPE = re.compile(r"\\([\\=nr|])")
 _VALUE_MEANING = {"\\": "\\", "=": "=", "n": "\n", "r": "\r", "|": "|"}
 
 
+# Most values hold none of these characters: four `in` tests (~0.1 µs) and translate() only
+# when one is there; translate() alone took ~0.45 µs a value.
 def escape_header(value: str) -> str:
     """A header field as CEF writes it: ``\\`` and ``|`` escaped; CR/LF (not allowed) as spaces."""
-    return value.translate(_HEADER_ESCAPES)
+    if "\\" in value or "|" in value or "\r" in value or "\n" in value:
+        return value.translate(_HEADER_ESCAPES)
+    return value
 
 
 def escape_value(value: str) -> str:
     """An extension value as CEF writes it: ``\\``, ``=`` escaped, CR and LF as ``\\r``, ``\\n``."""
-    return value.translate(_VALUE_ESCAPES)
+    if "\\" in value or "=" in value or "\r" in value or "\n" in value:
+        return value.translate(_VALUE_ESCAPES)
+    return value
 
 
 def unescape_header(field: str) -> str:
@@ -85,7 +91,7 @@ def unescape_value(value: str) -> str:
 # ("tunnel_device_type"). An "=" inside a value must be escaped, so "word=" after a space
 # always starts the next pair.
 KEY_PATTERN = r"[A-Za-z0-9_.\-\[\]]+"
-_KEY = re.compile(r"(?:^|(?<= ))(" + KEY_PATTERN + r")=")
+_PAIRS = re.compile(r"(?:^| )(" + KEY_PATTERN + r")=")
 _VALID_KEY = re.compile(KEY_PATTERN + r"\Z")
 _VERSION = re.compile(r"\d+(?:\.\d+)?\Z", re.ASCII)
 
@@ -127,14 +133,17 @@ def parse_extension(extension: str) -> dict[str, str]:
     text = extension.lstrip(" ")
     if not text:
         return {}
-    keys = list(_KEY.finditer(text))
-    if not keys or keys[0].start() != 0:
-        head = text[: keys[0].start()] if keys else text
-        raise CefError(f"CEF extension: text before the first key=value ({head.strip()[:40]!r})")
-    pairs: dict[str, str] = {}
-    for this, after in zip(keys, keys[1:] + [None], strict=True):
-        end = after.start() - 1 if after is not None else len(text)
-        pairs.setdefault(this.group(1), unescape_value(text[this.end() : end]))  # the first wins
+    # ["text before the first key", key, value, key, value...], in one pass in C.
+    parts = _PAIRS.split(text)
+    if parts[0]:
+        raise CefError(f"CEF extension: text before the first key=value ({parts[0].strip()[:40]!r})")
+    keys = parts[1::2]
+    values = list(map(unescape_value, parts[2::2]))
+    pairs = dict(zip(keys, values, strict=True))
+    if len(pairs) < len(keys):  # a key twice: the first wins
+        pairs = {}
+        for key, value in zip(keys, values, strict=True):
+            pairs.setdefault(key, value)
     return pairs
 
 
@@ -170,7 +179,12 @@ def render(event: CefEvent) -> str:
             event.severity,
         )
     )
-    extension = " ".join(f"{key}={escape_value(value)}" for key, value in event.extension.items())
+    pairs = event.extension
+    values = "".join(pairs.values())
+    if "\\" in values or "=" in values or "\r" in values or "\n" in values:
+        extension = " ".join(map("=".join, zip(pairs, map(escape_value, pairs.values()), strict=True)))
+    else:  # nothing to escape anywhere: joined in C
+        extension = " ".join(map("=".join, pairs.items()))
     return f"CEF:{event.version}|{header}|{extension}"
 
 

@@ -5,8 +5,8 @@ What the Log Exporter (and Cato's other tools) write, and what becomes a record:
 - one object per line (NDJSON): the line, as it is, is the record (no parsing needed: a
   line ``{...}`` holding no ``}{`` is taken as one object);
 - a JSON array on a line: one record per element, in order, each with that line's number;
-- objects written back to back, ``{...}{...}`` (also ``} {`` and ``},{``): one record
-  per object, in order;
+- objects written back to back, ``{...}{...}`` (also ``} {``, ``},{``): one record per
+  object, in order;
 - a member that is one JSON document spread over lines (a pretty-printed array or
   objects): when its first line does not hold a complete value, the member is read as a
   document, one record per object (per array element), each numbered with the line it
@@ -46,20 +46,18 @@ class Piece(NamedTuple):
     reason: str = ""
 
 
-# Where one object may end and the next begin on a line: such a line is parsed to split it.
-JOINS = (b"}{", b"} {", b"},{")
+# Where one object may end and the next begin on a line ("}{", "} {", "},{"...): a line
+# holding one is parsed to split it.
+_JOIN = re.compile(rb"\}[ \t]*,?[ \t]*\{")
 
 
 def is_one_object(text: bytes) -> bool:
-    """True for a line taken as one object without parsing: ``{...}`` holding none of JOINS."""
+    """True for a line taken as one object without parsing: ``{...}`` with no ``}`` before its
+    last byte (memchr: the common, flat case) or at least none followed by ``{`` (a join)."""
     stripped = text.strip()
-    return (
-        stripped[:1] == b"{"
-        and stripped[-1:] == b"}"
-        and b"}{" not in stripped
-        and b"} {" not in stripped
-        and b"},{" not in stripped
-    )
+    if stripped[:1] != b"{" or stripped[-1:] != b"}":
+        return False
+    return stripped.find(b"}") == len(stripped) - 1 or _JOIN.search(stripped) is None
 
 
 class JsonSplitter:

@@ -56,8 +56,17 @@ class LeefEvent(NamedTuple):
     attributes: dict[str, str]
 
 
+def escape_header(value: str) -> str:
+    """A header field: ``|`` and ``\\`` escaped as in CEF, CR/LF as spaces."""
+    if "\\" in value or "|" in value or "\r" in value or "\n" in value:
+        return value.translate(_HEADER_ESCAPES)
+    return value
+
+
 def escape_value(value: str, delimiter: str = "\t") -> str:
     """An attribute value as written with *delimiter* (see the module docstring)."""
+    if "\\" not in value and "\n" not in value and "\r" not in value and "\t" not in value:
+        return value  # the common case, without a regex or a replace()
     if "\\" in value:
         value = _BACKSLASH_TO_DOUBLE.sub(r"\\\\", value)
     value = value.replace("\n", "\\n").replace("\r", "\\r")
@@ -71,9 +80,11 @@ def unescape_value(value: str) -> str:
     return _VALUE_UNESCAPE.sub(lambda m: _VALUE_MEANING[m.group(1)], value)
 
 
-def choose_delimiter(attributes: dict[str, str]) -> tuple[str, str]:
-    """(delimiter, how the header writes it): the first candidate no value holds."""
-    values = "".join(attributes.values())
+def choose_delimiter(attributes: dict[str, str], values: str | None = None) -> tuple[str, str]:
+    """(delimiter, how the header writes it): the first candidate no value holds (*values*:
+    the values joined, when the caller has them)."""
+    if values is None:
+        values = "".join(attributes.values())
     for delimiter, written in _DELIMITERS:
         if delimiter not in values:
             return delimiter, written
@@ -82,14 +93,16 @@ def choose_delimiter(attributes: dict[str, str]) -> tuple[str, str]:
 
 def render(event: LeefEvent) -> str:
     """The LEEF 2.0 line for *event*."""
-    delimiter, written = choose_delimiter(event.attributes)
+    attributes = event.attributes
+    values = "".join(attributes.values())
+    delimiter, written = choose_delimiter(attributes, values)
     header = "|".join(
-        f.translate(_HEADER_ESCAPES)
-        for f in (event.vendor, event.product, event.product_version, event.event_id)
+        escape_header(f) for f in (event.vendor, event.product, event.product_version, event.event_id)
     )
-    body = delimiter.join(
-        f"{key}={escape_value(value, delimiter)}" for key, value in event.attributes.items()
-    )
+    if "\\" in values or "\n" in values or "\r" in values or "\t" in values:
+        body = delimiter.join(f"{key}={escape_value(value, delimiter)}" for key, value in attributes.items())
+    else:  # nothing to escape anywhere: joined in C
+        body = delimiter.join(map("=".join, attributes.items()))
     return f"LEEF:{VERSION}|{header}|{written}|{body}"
 
 

@@ -13,8 +13,10 @@ It owns the delivery guarantee (at least once, in order):
   ``quarantine`` records it (checkpoint and quarantine list) and moves on;
 - a jump in sequence numbers (files deleted by retention, or never written) is a gap: one
   loud warning naming the missing range, recorded in the checkpoint, and on we go;
-- a bad record is reported (object, member, line, reason), counted and passed over; its
-  place still counts, so it is not re-read after a restart;
+- a bad record (not CEF/JSON, too long, or refused by the encoder: malformed, invalid
+  UTF-8 under reject) is reported (object, member, line, reason), counted, written to the
+  dead-letter file and passed over; its place still counts, so it is not re-read after a
+  restart; the dead-letter file is made durable before the checkpoint moves past it;
 - a message over output.max_message_bytes (or what the transport carries) is truncated,
   split or dropped as output.oversize says (forwarder.oversize), counted, and logged once
   per object with its place.

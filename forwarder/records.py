@@ -8,7 +8,7 @@ out with ``kind == "bad"`` and a reason, for the pipeline to report and count.
 
 The text is kept as bytes: pass-through forwarding never decodes or re-encodes an event.
 
-JSON: a line ``{...}`` (holding none of ``}{``, ``} {``, ``},{``) is one record as it is; any
+JSON: a line ``{...}`` (no ``}{``, ``} {`` or ``},{`` in it) is one record as it is; any
 other JSON line (an array, objects back to back, a value not closed on its line) is split
 by ``forwarder.jsonevents.JsonSplitter`` into one record per object, in order, all with the
 line's number; a member whose first line opens a value that goes on over later lines is
@@ -23,15 +23,17 @@ other block is looked at line by line, with the same result.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import IO, NamedTuple, cast
 
 from forwarder.archive import ARCHIVE_ERRORS, Member
 from forwarder.errors import FetchError
-from forwarder.jsonevents import JOINS, JsonSplitter, Piece, is_one_object
+from forwarder.jsonevents import JsonSplitter, Piece, is_one_object
 
 BOM = b"\xef\xbb\xbf"
+_LAST_BYTE = operator.itemgetter(-1)
 CEF_PREFIX = b"CEF:"
 # Bytes read from a member at a time. Splitting 1M events (450 MB) into records took the
 # same time with 64 KiB to 1 MiB blocks and 20% longer with 4 MiB ones; memory held is
@@ -189,10 +191,15 @@ def _uniform_kind(data: bytes, end: int, lines: list[bytes], limit: int, fmt: st
         return ""
     if sum(map(bytes.startswith, lines, repeat(prefix, count))) != count:
         return ""  # a blank, mixed or bad line among them
+    # JSON: each line ends with the only "}" in it, so holds one flat object and no join of
+    # two (forwarder.jsonevents.is_one_object). Per 256 KiB block: the last bytes 19 µs (map
+    # of endswith: 39), the braces counted by what replace() deletes 16 µs (count(): 72,
+    # an `in` of "}{": 200).
     if kind == "json" and (
-        sum(map(bytes.endswith, lines, repeat(b"}", count))) != count or any(join in data for join in JOINS)
+        bytes(map(_LAST_BYTE, lines)).count(b"}"[0]) != count
+        or len(data) - len(data.replace(b"}", b"")) - data.count(b"}", end) != count
     ):
-        return ""  # a line that may not be one whole object: see forwarder.jsonevents
+        return ""
     if end > limit and max(map(len, lines)) > limit:
         return ""
     return kind

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import json
 
 import pytest
@@ -13,6 +12,7 @@ from forwarder import cef, leef
 from forwarder.cef import CefEvent
 from forwarder.config import Config, parse_config
 from forwarder.encoding import EventEncoder
+from forwarder.errors import ConfigError
 from forwarder.jsonevents import cef_from_json
 from forwarder.records import Record
 from forwarder.syslog import SyslogEncoder
@@ -21,7 +21,6 @@ PROPERTY = settings(
     database=None, max_examples=200, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
 )
 NOW = 1764314712.5  # 2025-11-28T07:25:12.500Z
-MAY_18 = calendar.timegm((2020, 5, 18, 14, 49, 40, 0, 0, 0)) * 1000
 
 
 def config(output: str = "", parser: str = "") -> Config:
@@ -241,7 +240,7 @@ _EVENTS = st.builds(
     _TEXT,
     _TEXT,
     _TEXT,
-    st.sampled_from(["0", "4", "7", "10", "Low", "High", "Very-High", "Unknown", "x"]),
+    st.sampled_from(["0", "4", "7", "10", "Low", "High", "Very-High", "Unknown", "x", "Critical", " 7"]),
     st.dictionaries(
         st.sampled_from(["src", "msg", "rt", "end", "cs1"]), st.text(max_size=6) | _TIMES, max_size=4
     ),
@@ -291,3 +290,51 @@ def test_cached_second_stamps_are_the_syslog_modules_format(seconds: int, header
     stamp = enc._after_pri(b"%d" % seconds)
     assert stamp is not None
     assert stamp + enc._ms_tails[b"000"] == enc._prefix(seconds)
+
+
+_JSON_EVENTS = st.fixed_dictionaries(
+    {"event_type": st.sampled_from(["Security", "Connectivity"])},
+    optional={
+        "time": st.sampled_from(
+            [1589813380123, 1589813380000, "2021-01-01T12:10:30.591Z", "soon", 5, True, None]
+        ),
+        "creationTime": st.sampled_from([1589813380999, "Mon May 18 14:49:40 UTC 2020", "x"]),
+        "severity": st.sampled_from(["High", "Low", 3, 9, "Critical", "weird", None]),
+        "msg": st.text(max_size=8),
+    },
+)
+
+
+@PROPERTY
+@given(events=st.lists(_JSON_EVENTS, min_size=1, max_size=5), compact=st.booleans())
+def test_json_raw_scans_stamp_what_the_full_parse_stamps(
+    events: list[dict[str, object]], compact: bool
+) -> None:
+    """For flat JSON objects, the raw member scans give the headers a full parse gives."""
+    separators = (",", ":") if compact else (", ", ": ")
+    records = [json_record(json.dumps(e, separators=separators).encode(), i) for i, e in enumerate(events)]
+    light = encoder().encode(records)
+    full = encoder(parser="  validate: full\n").encode(records)
+    assert light.messages == full.messages
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        (
+            "output:\n  encoding: xml\n",
+            'output.encoding: expected one of passthrough, cef, leef, json, got "xml"',
+        ),
+        ("output:\n  header_time: later\n", 'output.header_time: expected one of event, now, got "later"'),
+        ("parser:\n  validate: some\n", 'parser.validate: expected one of light, full, got "some"'),
+        (
+            "parser:\n  invalid_utf8: drop\n",
+            'parser.invalid_utf8: expected one of replace, reject, keep, got "drop"',
+        ),
+    ],
+)
+def test_settings_are_checked(yaml: str, message: str) -> None:
+    """The new settings refuse unknown values with the key path, the choices and the value."""
+    with pytest.raises(ConfigError) as info:
+        parse_config("source:\n  bucket: b\n" + yaml, env={})
+    assert str(info.value) == message
