@@ -9,6 +9,7 @@ the compression ratio near that of real exporter files (about 9:1 with ``zip -6`
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 
@@ -57,3 +58,48 @@ def cef_lines(first: int, count: int, seed: int = 1) -> Iterator[str]:
             )
             + "\n"
         )
+
+
+# The same events as the exporter's JSON (Cato's event field names): ports and counts as
+# numbers, a URL holding "=", non-ASCII text; the field list differs by event sub-type, as
+# the exporter's does. About 620 bytes and 24 fields each.
+_JSON_EXTRA = {
+    "Internet Firewall": ("rule_name", "application_name", "categories"),
+    "Security": ("threat_name", "threat_type", "signature_id"),
+    "WAN Firewall": ("rule_name", "dest_site_name", "application_name"),
+    "Connectivity": ("tunnel_type", "link_type", "disconnect_reason"),
+}
+
+
+def json_lines(first: int, count: int, seed: int = 1) -> Iterator[str]:
+    """*count* JSON events numbered from *first*, each a line ending in LF; same seed, same text."""
+    rng = random.Random(seed * 1_000_003 + first)
+    rand = rng.randrange
+    for i in range(first, first + count):
+        sub = _SUBTYPES[i % 4]
+        event = {
+            "event_type": "Security" if sub != "Connectivity" else "Connectivity",
+            "event_sub_type": sub,
+            "time": 1764314712000 + i * 37,
+            "account_id": 4242,
+            "internalId": f"{rand(1 << 64):016x}",
+            "src_ip": f"10.{rand(256)}.{rand(256)}.{rand(256)}",
+            "dest_ip": f"{rand(1, 224)}.{rand(256)}.{rand(256)}.{rand(256)}",
+            "src_port": rand(1024, 65535),
+            "dest_port": _PORTS[rand(7)],
+            "ip_protocol": "UDP" if rand(4) == 0 else "TCP",
+            "action": "Block" if i % 3 == 0 else "Allow",
+            "user_name": _USERS[i % 4],
+            "src_site_name": _SITES[i % 4],
+            "src_country": "Switzerland",
+            "dest_country": "United States",
+            "os_type": _OSES[rand(5)],
+            "pop_name": "Zurich",
+            "traffic_direction": "OUTBOUND",
+            "device_name": f"LAPTOP-{rand(10000):04d}",
+            "url": f"https://svc{rand(100)}.example.com/api/v{rand(5)}/items?id={i}",
+            "event_count": 1,
+        }
+        for n, name in enumerate(_JSON_EXTRA[sub]):
+            event[name] = f"{_APPS[rand(6)]} {n}" if n < 2 else str(rand(1000))
+        yield json.dumps(event, ensure_ascii=False) + "\n"

@@ -12,11 +12,13 @@ left out.
 
 from __future__ import annotations
 
+import operator
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from forwarder import cef
+from forwarder import cef, leef
 from forwarder.cef import CefEvent
 from forwarder.jsonevents import render_json
 from forwarder.leef import LeefEvent
@@ -80,7 +82,7 @@ def json_event_time(event: dict[str, Any], now: float | None = None) -> tuple[st
         value = event.get(name)
         if isinstance(value, bool) or value is None:
             continue
-        if isinstance(value, int):
+        if isinstance(value, int) and 0 <= value < cef.END_MS:  # else no time a header can write
             return name, value
         if isinstance(value, str):
             moment = cef.parse_time(value, now)
@@ -205,3 +207,178 @@ def leef_from_cef(event: CefEvent, now: float | None = None) -> LeefEvent:
             if key != "rt" or moment is None:
                 _put(attributes, CEF_TO_LEEF.get(key, key), value)
     return LeefEvent(event.vendor, event.product, event.device_version, event.signature_id, attributes)
+
+
+# --- the fast path: a JSON event straight to its CEF or LEEF line ----------------------
+# What render(cef_from_json(event)) and render(leef_from_json(event)) write, without
+# building the event: the exporter's events of one type have the same fields in the same
+# order, so where each field goes (its key, its place) is worked out once per field list
+# (a "shape"), by _add_fields itself, as a %-template ("rt\0%s src\0%s ..."); an event only
+# fills in its values. The template marks with NUL what is not part of a value (CEF: each
+# key's "="; LEEF: the delimiter), so that a value never holding NUL (the count of NULs
+# shows it) is escaped by replace() over the whole line, and the marks are put back after.
+_CACHED = 1024  # entries kept per cache (the exporter writes a few dozen field lists)
+_CACHEABLE = (str, type(None))  # values that heads are cached by (True == 1: ints are left out)
+_PLAIN = frozenset((str, int, float))  # values written as str(value) (True is written "true")
+_UNSEEN: Any = object()  # not in the cache
+_MARK = "\0"
+_DEVTIME_TAILS = [f".{ms:03d}+0000" for ms in range(1000)]
+
+
+class _Shape(NamedTuple):
+    pick: Callable[[list[Any]], tuple[Any, ...]]  # the values placed after the leading ones, in order
+    template: str  # "key" + mark + "%s" per value, leading ones first (CEF: joined by " ")
+    marks: int  # the marks in the template
+
+
+def _picker(positions: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    if len(positions) >= 2:
+        return operator.itemgetter(*positions)
+    if positions:
+        only = positions[0]
+        return lambda values: (values[only],)
+    return lambda values: ()
+
+
+def _put_cached(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    if len(cache) >= _CACHED:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+class JsonRenderer:
+    """Cato JSON events as CEF (*target* ``cef``) or LEEF (``leef``) lines, exactly as
+    ``cef.render(cef_from_json(event))`` and ``leef.render(leef_from_json(event))`` write
+    them; ``line(event)`` gives (the line, the event's time in epoch ms or None).
+
+    Measured per event (a 24-field Cato event, ~660 bytes): 3.0 µs to CEF, where the
+    general functions take 10 µs.
+    """
+
+    def __init__(self, target: str, clock: Callable[[], float] = time.time) -> None:
+        self._cef = target == "cef"
+        self._table = JSON_TO_CEF if self._cef else JSON_TO_LEEF
+        self._clock = clock
+        self._shapes: dict[tuple[Any, ...], _Shape] = {}
+        self._cef_heads: dict[tuple[Any, ...], str] = {}  # by type, sub-type and severity
+        self._leef_heads: dict[str, str] = {}  # by type
+        self._leef_sev: dict[str | None, str | None] = {}
+        self._devtimes: dict[int, str] = {}  # epoch second -> devTime up to the seconds
+
+    def line(self, event: dict[str, Any], plain: bool = False) -> tuple[str, int | None]:
+        """(the line, the event's time); *plain*: every member is known to be a string or
+        an integer, and none holds NUL (``jsonevents.read_object``): nothing else to check."""
+        moment: int | None = event.get("time")
+        name: str | None = "time"
+        if not plain or type(moment) is not int or not 0 <= moment < cef.END_MS:  # the general rule
+            found = json_event_time(event, self._clock())
+            name, moment = found if found else (None, None)
+        if self._cef:
+            line = self._cef_line(event, name, moment, plain)
+        else:
+            line = self._leef_line(event, name, moment, plain)
+        if line is None:  # a null field (left out): the general path
+            if self._cef:
+                return cef.render(cef_from_json(event, self._clock())), moment
+            return leef.render(leef_from_json(event, self._clock())), moment
+        return line, moment
+
+    def _shape(
+        self, event: dict[str, Any], key: tuple[Any, ...], leading: list[str], skip: set[str]
+    ) -> _Shape:
+        """Where each field of *event* goes after the *leading* keys (see _add_fields)."""
+        names = list(event)
+        out = _add_fields(
+            dict.fromkeys(leading, ""), dict(zip(names, range(len(names)), strict=True)), self._table, skip
+        )
+        keys = list(out)
+        if self._cef:
+            template = " ".join(f"{k}{_MARK}%s" for k in keys)
+        else:
+            template = _MARK.join(f"{k}=%s" for k in keys)
+        shape = _Shape(_picker([int(out[k]) for k in keys[len(leading) :]]), template, template.count(_MARK))
+        return _put_cached(self._shapes, key, shape)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _texts(values: tuple[Any, ...]) -> list[str] | None:
+        """The values' texts, None when one is null."""
+        if _PLAIN.issuperset(map(type, values)):
+            return list(map(str, values))
+        return None if None in values else list(map(value_text, values))
+
+    def _cef_line(
+        self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
+    ) -> str | None:
+        kinds = event.get("event_type"), event.get("event_sub_type"), event.get("severity")
+        # Strings, integers and None (no True == 1 among them) make exact keys.
+        cacheable = plain or all(type(k) in _CACHEABLE for k in kinds)
+        head = self._cef_heads.get(kinds) if cacheable else None
+        if head is None:
+            names = ("event_type", "event_sub_type", "severity")
+            head = cef.render(cef_from_json({k: v for k, v in zip(names, kinds, strict=True) if k in event}))
+            if cacheable:
+                _put_cached(self._cef_heads, kinds, head)
+        key = (tuple(event), name)
+        shape = self._shapes.get(key)
+        if shape is None:
+            skip = {"event_type", "event_sub_type", "severity"} | ({name} if name else set())
+            shape = self._shape(event, key, ["rt"] if name else [], skip)
+        values = ((moment,) if name else ()) + shape.pick(list(event.values()))
+        if plain or _PLAIN.issuperset(map(type, values)):
+            marked = shape.template % values
+            if plain or marked.count(_MARK) == shape.marks:  # no value holds NUL
+                if "\\" in marked or "=" in marked or "\r" in marked or "\n" in marked:
+                    marked = cef.escape_values(marked)
+                return head + marked.replace(_MARK, "=")
+        texts = self._texts(values)
+        if texts is None:
+            return None
+        return head + shape.template.replace(_MARK, "=") % tuple(map(cef.escape_value, texts))
+
+    def _leef_line(
+        self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
+    ) -> str | None:
+        severity = event.get("severity")
+        sev = self._leef_sev.get(severity, _UNSEEN) if type(severity) in _CACHEABLE else _UNSEEN
+        if sev is _UNSEEN:
+            sev = leef_severity(value_text(severity)) if severity is not None else None
+            if type(severity) in _CACHEABLE:
+                _put_cached(self._leef_sev, severity, sev)
+        event_type = event.get("event_type")
+        head = self._leef_heads.get(event_type) if type(event_type) is str else None
+        if head is None:
+            head = leef.header(VENDOR, PRODUCT, PRODUCT_VERSION, value_text(event_type or "Event"))
+            if type(event_type) is str:
+                _put_cached(self._leef_heads, event_type, head)
+        key = (tuple(event), name, sev is not None)
+        shape = self._shapes.get(key)
+        if shape is None:
+            skip = {"event_type"} | ({name} if name else set()) | ({"severity"} if sev is not None else set())
+            leading = (["devTime", "devTimeFormat"] if name else []) + (["sev"] if sev is not None else [])
+            shape = self._shape(event, key, leading, skip)
+        lead: tuple[str, ...] = () if moment is None else (self._devtime(moment), DEVTIME_FORMAT)
+        values = (lead if sev is None else (*lead, sev)) + shape.pick(list(event.values()))
+        if plain or _PLAIN.issuperset(map(type, values)):
+            marked = shape.template % values
+            if plain or marked.count(_MARK) == shape.marks:  # no value holds NUL
+                tabs = "\t" in marked
+                if not (tabs or "\\" in marked or "\r" in marked or "\n" in marked):
+                    return f"{head}x09|" + marked.replace(_MARK, "\t")
+                # Keys hold none of the delimiters: the line shows which ones the values hold.
+                delimiter, written = leef.choose_delimiter({}, marked) if tabs else ("\t", "x09")
+                return f"{head}{written}|" + leef.escape_values(marked, delimiter).replace(_MARK, delimiter)
+        texts = self._texts(values)
+        if texts is None:
+            return None
+        delimiter, written = leef.choose_delimiter({}, "".join(texts))
+        return f"{head}{written}|" + shape.template.replace(_MARK, delimiter) % tuple(
+            leef.escape_value(t, delimiter) for t in texts
+        )
+
+    def _devtime(self, epoch_ms: int) -> str:
+        seconds, millis = divmod(epoch_ms, 1000)
+        start = self._devtimes.get(seconds)
+        if start is None:
+            start = _put_cached(self._devtimes, seconds, devtime(seconds * 1000)[:-9])
+        return start + _DEVTIME_TAILS[millis]

@@ -50,27 +50,39 @@ class CefEvent(NamedTuple):
 #    (\). Equal signs in the header need no escaping."
 #   "Multi-line fields can be sent by CEF by encoding the newline character as \n or \r.
 #    Note that multiple lines are only allowed in the value part of the extensions."
-_HEADER_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "\r": " ", "\n": " "})
-_VALUE_ESCAPES = str.maketrans({"\\": "\\\\", "=": "\\=", "\r": "\\r", "\n": "\\n"})
 _HEADER_UNESCAPE = re.compile(r"\\([\\|])")
 _VALUE_UNESCAPE = re.compile(r"\\([\\=nr|])")
 _VALUE_MEANING = {"\\": "\\", "=": "=", "n": "\n", "r": "\r", "|": "|"}
 
 
-# Most values hold none of these characters: four `in` tests (~0.1 µs) and translate() only
-# when one is there; translate() alone took ~0.45 µs a value.
+# Most values hold none of these characters: four `in` tests (~0.1 µs), and the escaping
+# only when one is there. Four replace() calls (~0.1 µs) instead of translate() with a
+# table (0.4 µs for a short ASCII value, far more for other text).
 def escape_header(value: str) -> str:
     """A header field as CEF writes it: ``\\`` and ``|`` escaped; CR/LF (not allowed) as spaces."""
     if "\\" in value or "|" in value or "\r" in value or "\n" in value:
-        return value.translate(_HEADER_ESCAPES)
+        return value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return value
 
 
 def escape_value(value: str) -> str:
     """An extension value as CEF writes it: ``\\``, ``=`` escaped, CR and LF as ``\\r``, ``\\n``."""
     if "\\" in value or "=" in value or "\r" in value or "\n" in value:
-        return value.translate(_VALUE_ESCAPES)
+        return value.replace("\\", "\\\\").replace("=", "\\=").replace("\r", "\\r").replace("\n", "\\n")
     return value
+
+
+def escape_values(text: str) -> str:
+    """``escape_value`` for values joined by a character none of them holds (a line's values
+    at once). Each replace() only for a character that is there: a test costs ~0.01 µs, a
+    replace() that finds nothing in 600 characters of non-ASCII text ~0.15."""
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "=" in text:
+        text = text.replace("=", "\\=")
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text
 
 
 def unescape_header(field: str) -> str:
@@ -215,9 +227,23 @@ _ISO = re.compile(
 DAY_MS = 86_400_000
 
 
+# The times that a syslog header and LEEF's devTime can write (years 1970-9999), in epoch
+# ms: a value beyond them is no time (the field is kept as it is), never an overflow.
+END_MS = 253_402_300_800_000
+
+
+def in_range(epoch_ms: int | None) -> int | None:
+    """*epoch_ms* when it is a time from 1970 to 9999, else None."""
+    return epoch_ms if epoch_ms is not None and 0 <= epoch_ms < END_MS else None
+
+
 def parse_time(value: str, now: float | None = None) -> int | None:
-    """Milliseconds since the epoch for a CEF (or ISO 8601) time, None when it is none of them."""
-    value = value.strip()
+    """Milliseconds since the epoch for a CEF (or ISO 8601) time from 1970 to 9999, None when
+    it is none of them."""
+    return in_range(_parse_time(value.strip(), now))
+
+
+def _parse_time(value: str, now: float | None) -> int | None:
     if value.isascii() and value.isdigit():  # str.isdigit() also takes "²"
         return int(value)
     match = _DATE.match(value)

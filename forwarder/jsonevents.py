@@ -31,6 +31,11 @@ from typing import Any, NamedTuple
 
 from forwarder.cef import CefEvent
 
+try:  # C JSON parsing, ~3x the stdlib's speed on exporter events (see load_object)
+    import orjson
+except ImportError:  # pragma: no cover - a dependency; json alone gives the same results
+    orjson = None  # type: ignore[assignment]
+
 _DECODER = json.JSONDecoder()
 _LINE_BREAK = re.compile(r"[ \t]*\n[ \t]*")
 _WHITESPACE = " \t\r\n"
@@ -225,6 +230,40 @@ def parse_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"not a JSON object (a value of type {type(value).__name__})")
     return value
+
+
+# orjson reads integers beyond 64 bits as floats, where json keeps them exact: its result
+# is taken only without a float, an object or an array among the members (which might hide
+# one); json reads the others, and whatever orjson refuses (NaN, lone surrogates, invalid
+# UTF-8 kept by parser.invalid_utf8: keep), so every record reads as parse_object reads it.
+_MAYBE_INEXACT = frozenset((float, dict, list))
+_PLAIN = frozenset((str, int))
+
+
+def read_object(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
+    """(the object, *plain*) when orjson reads *raw* (valid UTF-8, valid JSON, an object) as
+    json would; (None, False) when only json can tell (``load_object``). *Plain*: every member
+    is a string or an integer, as the exporter writes them, and no string holds NUL (which
+    only ``\\u0000`` can write), so each value's text is ``str(value)``."""
+    if orjson is None:
+        return None, False
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, False
+    if type(value) is not dict:
+        return None, False
+    if _PLAIN.issuperset(map(type, value.values())):  # the common case: one check for both
+        return value, raw.find(b"\\") < 0 or b"\\u0000" not in raw  # memchr first: 0.05 µs, not 0.3
+    if _MAYBE_INEXACT.isdisjoint(map(type, value.values())):
+        return value, False
+    return None, False
+
+
+def load_object(raw: bytes) -> dict[str, Any]:
+    """``parse_object`` for a record's bytes, by orjson where that gives the same object."""
+    value, _ = read_object(raw)
+    return value if value is not None else parse_object(raw.decode("utf-8", "surrogateescape"))
 
 
 # A member's raw value, found without parsing the object: a string or a number.

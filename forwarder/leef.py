@@ -26,16 +26,15 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from forwarder.cef import KEY_PATTERN
+from forwarder.cef import KEY_PATTERN, escape_header
 
 VERSION = "2.0"
 _DELIMITERS = (("\t", "x09"), ("^", "^"), ("~", "~"), ("\x1f", "x1F"))
 _HEX_DELIMITER = re.compile(r"0?[xX]([0-9A-Fa-f]{1,4})\Z")
-_HEADER_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "\r": " ", "\n": " "})
 _HEADER_UNESCAPE = re.compile(r"\\([\\|])")
 # A backslash is doubled where it would start an escape: before n, r, t, a backslash, a
 # character that becomes an escape (LF, CR, TAB), or at the end of the value.
-_BACKSLASH_TO_DOUBLE = re.compile(r"\\(?=[nrt\\\n\r\t]|\Z)")
+_ESCAPE_STARTS = "nrt\n\r\t"
 _VALUE_UNESCAPE = re.compile(r"\\([\\nrt])")
 _VALUE_MEANING = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _VALID_KEY = re.compile(KEY_PATTERN + r"\Z")
@@ -56,21 +55,29 @@ class LeefEvent(NamedTuple):
     attributes: dict[str, str]
 
 
-def escape_header(value: str) -> str:
-    """A header field: ``|`` and ``\\`` escaped as in CEF, CR/LF as spaces."""
-    if "\\" in value or "|" in value or "\r" in value or "\n" in value:
-        return value.translate(_HEADER_ESCAPES)
-    return value
-
-
 def escape_value(value: str, delimiter: str = "\t") -> str:
     """An attribute value as written with *delimiter* (see the module docstring)."""
     if "\\" not in value and "\n" not in value and "\r" not in value and "\t" not in value:
         return value  # the common case, without a regex or a replace()
     if "\\" in value:
-        value = _BACKSLASH_TO_DOUBLE.sub(r"\\\\", value)
+        value = _double_backslashes(value, _ESCAPE_STARTS)
     value = value.replace("\n", "\\n").replace("\r", "\\r")
     return value.replace("\t", "\\t") if delimiter == "\t" else value
+
+
+def escape_values(joined: str, delimiter: str = "\t") -> str:
+    """``escape_value`` for each of the values in *joined*, joined by NUL (none holding one)."""
+    if "\\" in joined:
+        joined = _double_backslashes(joined, _ESCAPE_STARTS + "\0")  # a NUL ends a value too
+    joined = joined.replace("\n", "\\n").replace("\r", "\\r")
+    return joined.replace("\t", "\\t") if delimiter == "\t" else joined
+
+
+def _double_backslashes(text: str, before: str) -> str:
+    """*text* with each backslash doubled that stands before a character of *before*, before
+    another backslash, or at the end (a split at the backslashes: ~0.3 µs, a regex 0.9)."""
+    parts = text.split("\\")
+    return parts[0] + "".join(("\\\\" if not p or p[0] in before else "\\") + p for p in parts[1:])
 
 
 def unescape_value(value: str) -> str:
@@ -96,14 +103,17 @@ def render(event: LeefEvent) -> str:
     attributes = event.attributes
     values = "".join(attributes.values())
     delimiter, written = choose_delimiter(attributes, values)
-    header = "|".join(
-        escape_header(f) for f in (event.vendor, event.product, event.product_version, event.event_id)
-    )
     if "\\" in values or "\n" in values or "\r" in values or "\t" in values:
         body = delimiter.join(f"{key}={escape_value(value, delimiter)}" for key, value in attributes.items())
     else:  # nothing to escape anywhere: joined in C
         body = delimiter.join(map("=".join, attributes.items()))
-    return f"LEEF:{VERSION}|{header}|{written}|{body}"
+    return f"{header(event.vendor, event.product, event.product_version, event.event_id)}{written}|{body}"
+
+
+def header(vendor: str, product: str, product_version: str, event_id: str) -> str:
+    """The header up to the delimiter field: ``LEEF:2.0|Vendor|Product|Version|EventID|``."""
+    fields = (vendor, product, product_version, event_id)
+    return f"LEEF:{VERSION}|" + "".join(escape_header(f) + "|" for f in fields)
 
 
 def valid_key(key: str) -> bool:

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import calendar
+from typing import Any
 
-from forwarder import cef, leef
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from forwarder import catofields, cef, leef
 from forwarder.catofields import (
     DEVTIME_FORMAT,
+    JsonRenderer,
     cef_from_json,
     devtime,
     json_event_time,
     leef_from_cef,
     leef_from_json,
 )
+
+PROPERTY = settings(
+    database=None, max_examples=300, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
+)
+NOW = 1764314712.5
 
 T = calendar.timegm((2020, 5, 18, 14, 49, 40, 0, 0, 0)) * 1000 + 123
 JSON_EVENT = {
@@ -130,3 +141,100 @@ def test_json_time_fields() -> None:
     )
     assert json_event_time({"time": True}) is None
     assert devtime(0) == "1970-01-01T00:00:00.000+0000"
+
+
+# --- the fast renderer: what the general functions write, whatever the event -------------
+# Names that meet the mapping tables, collide with the keys they write, or need cleaning.
+_NAMES = st.sampled_from(
+    ["event_type", "event_sub_type", "severity", "time", "creationTime", "src_ip", "dest_port", "url",
+     "src", "rt", "cato_src", "devTime", "sev", "cat", "name", "site name", "x(y)", "a%s", "", "é"]
+) | st.text(max_size=4)  # fmt: skip
+# Text holding every character that CEF or LEEF escapes, the LEEF delimiters and NUL.
+_TEXT = st.text(alphabet=st.sampled_from("ab =\\\r\n\t^~\x1f\x00|é東%()s"), max_size=8)
+_VALUES = (
+    _TEXT
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([1589813380123, 0, "2020-05-18T14:49:40Z", "High", "very high", "7", "", "Event"])
+    | st.none()
+    | st.booleans()
+    | st.floats()
+    | st.lists(st.integers() | _TEXT, max_size=2)
+    | st.dictionaries(_TEXT, st.integers(), max_size=2)
+)
+_EVENTS = st.dictionaries(_NAMES, _VALUES, max_size=8)
+
+
+def general(target: str, event: dict[str, Any]) -> tuple[str, int | None]:
+    found = json_event_time(event, NOW)
+    if target == "cef":
+        return cef.render(cef_from_json(event, NOW)), found[1] if found else None
+    return leef.render(leef_from_json(event, NOW)), found[1] if found else None
+
+
+def is_plain(event: dict[str, Any]) -> bool:
+    """What jsonevents.read_object calls plain: strings (without NUL) and integers only."""
+    return all(type(v) is int or (type(v) is str and "\0" not in v) for v in event.values())
+
+
+@PROPERTY
+@given(events=st.lists(_EVENTS, min_size=1, max_size=4), target=st.sampled_from(["cef", "leef"]))
+def test_json_renderer_writes_what_the_general_functions_write(
+    events: list[dict[str, Any]], target: str
+) -> None:
+    """Byte for byte, on first sight of a field list and from the caches after, plain or not."""
+    renderer = JsonRenderer(target, clock=lambda: NOW)
+    for event in events + events:
+        expected = general(target, event)
+        assert renderer.line(event) == expected
+        if is_plain(event):
+            assert renderer.line(event, plain=True) == expected
+
+
+def test_json_renderer_shapes_follow_the_field_order() -> None:
+    """The same fields in another order are another shape: each event keeps its own order."""
+    renderer = JsonRenderer("cef", clock=lambda: NOW)
+    first = {"time": 1, "b": "x", "a": "y"}
+    second = {"a": "y", "time": 1, "b": "x"}
+    assert renderer.line(first, plain=True)[0].endswith("|rt=1 b=x a=y")
+    assert renderer.line(second, plain=True)[0].endswith("|rt=1 a=y b=x")
+
+
+def test_json_renderer_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the limit a cache is emptied and filled again; lines stay right."""
+    monkeypatch.setattr(catofields, "_CACHED", 3)
+    for target in ("cef", "leef"):
+        renderer = JsonRenderer(target, clock=lambda: NOW)
+        events = [
+            {"event_type": f"T{i}", "severity": f"{i % 11}", "time": T + i * 1000, f"f{i}": "v=1"}
+            for i in range(10)
+        ]
+        for event in events + events:
+            assert renderer.line(event, plain=True) == general(target, event)
+        assert max(len(renderer._shapes), len(renderer._cef_heads), len(renderer._leef_heads)) <= 3
+        assert len(renderer._devtimes) <= 3
+
+
+def test_json_renderer_escapes_a_real_event_in_one_go() -> None:
+    """A URL's "=" and a path's backslashes: escaped in the values only, never in the keys
+    (LEEF doubles only the backslash that would start an escape: "\\n", not "\\U")."""
+    event = {"event_type": "Security", "time": T, "url": "https://h/?a=1&b=2", "path": "C:\\Users\\new"}
+    event["n"] = 3
+    cef_line, _ = JsonRenderer("cef").line(event, plain=True)
+    assert cef_line.endswith(f"|rt={T} request=https://h/?a\\=1&b\\=2 path=C:\\\\Users\\\\new n=3")
+    leef_line, _ = JsonRenderer("leef").line(event, plain=True)
+    assert leef_line.endswith("\turl=https://h/?a=1&b=2\tpath=C:\\Users\\\\new\tn=3")
+    assert leef.parse(leef_line).attributes["path"] == "C:\\Users\\new"
+
+
+@pytest.mark.parametrize("target", ["cef", "leef"])
+def test_a_time_beyond_year_9999_is_no_time(target: str) -> None:
+    """Found by the property above: such a time made LEEF's devTime overflow (a crash); it
+    is now kept as a field like any time that does not parse."""
+    event = {"event_type": "Security", "time": 67767976233532800000, "creationTime": T}
+    assert json_event_time(event) == ("creationTime", T)
+    line, moment = JsonRenderer(target, clock=lambda: NOW).line(event, plain=True)
+    assert (line, moment) == general(target, event)
+    assert moment == T
+    assert "time=67767976233532800000" in line
+    assert json_event_time({"time": -1}) is None
+    assert cef.parse_time("67767976233532800000") is None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import cef, leef
+from forwarder import cef, jsonevents, leef
 from forwarder.cef import CefEvent
 from forwarder.config import Config, parse_config
 from forwarder.encoding import EventEncoder
@@ -338,3 +338,50 @@ def test_settings_are_checked(yaml: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("source:\n  bucket: b\n" + yaml, env={})
     assert str(info.value) == message
+
+
+_BODIES = st.sampled_from(
+    [b'"event_type": "Security", "time": 1589813380123, "src_ip": "10.0.0.1", "dest_port": 443',
+     b'"severity": "High", "url": "https://h/?a=1", "path": "C:\\\\new"', b'"time": "2020-05-18T14:49:40Z"',
+     b'"a": true, "b": null, "c": 1.5, "d": [1]', b'"big": 123456789012345678901234567890',
+     b'"nul": "x\\u0000"', b'"bad": "\xff\xfe"',
+     b'"lone": "\\ud800"', b'"user_name": "j\xc3\xb6rg"', b'"n": NaN', b'"cut": ']
+)  # fmt: skip
+
+
+@PROPERTY
+@given(
+    bodies=st.lists(st.lists(_BODIES, max_size=3), min_size=1, max_size=4),
+    encoding=st.sampled_from(["cef", "leef", "json"]),
+    policy=st.sampled_from(["replace", "reject", "keep"]),
+    header=st.sampled_from(["rfc5424", "rfc3164", "none"]),
+    header_time=st.sampled_from(["event", "now"]),
+)
+def test_orjson_changes_nothing_but_the_speed(
+    bodies: list[list[bytes]], encoding: str, policy: str, header: str, header_time: str
+) -> None:
+    """Messages (headers included), rejections and repairs are the same with orjson and with
+    json alone, for exporter events and for what orjson reads otherwise or refuses (big integers, NaN,
+    invalid UTF-8 under each parser.invalid_utf8 policy, lone surrogates, NUL, broken JSON)."""
+    records = [json_record(b"{" + b", ".join(parts) + b"}", i) for i, parts in enumerate(bodies)]
+    settings = (
+        f"  encoding: {encoding}\n  header: {header}\n  header_time: {header_time}\n",
+        f"  invalid_utf8: {policy}\n",
+    )
+    fast = encoder(*settings).encode(records)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsonevents, "orjson", None)
+        plain = encoder(*settings).encode(records)
+    assert fast == plain
+
+
+@pytest.mark.parametrize("encoding", ["cef", "leef", "json"])
+def test_times_beyond_year_9999_do_not_stop_the_encoder(encoding: str) -> None:
+    """rt or time values too large for any date: stamped "now", never an overflow."""
+    records = [
+        json_record({"time": 67767976233532800000, "a": 1}),
+        cef_record("CEF:0|a|b|c|d|e|5|rt=67767976233532800000 x=1", 1),
+    ]
+    encoded = encoder(f"  encoding: {encoding}\n").encode(records)
+    assert encoded.rejected == []
+    assert all(m.startswith(b"<13") and b" 2025-11-28T07:25:12.500Z " in m for m in encoded.messages)

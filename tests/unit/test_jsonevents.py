@@ -9,6 +9,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from forwarder import jsonevents
 from forwarder.archive import Member
 from forwarder.cef import CefEvent
 from forwarder.jsonevents import (
@@ -16,8 +17,10 @@ from forwarder.jsonevents import (
     cef_as_json,
     cef_from_json,
     is_one_object,
+    load_object,
     parse_object,
     raw_member,
+    read_object,
 )
 from forwarder.records import Record, split_records
 
@@ -224,3 +227,72 @@ def test_records_keep_their_member() -> None:
     """Split records carry their member and line like any other record."""
     [record] = list(split_records([Member("x.log", io.BytesIO(b"[{}]\n"))], "s3://b/k"))
     assert record == Record(0, "x.log", 1, b"{}", "json", "")
+
+
+# --- orjson where it reads what json reads ---------------------------------------------
+_SCALARS = st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False)
+_JSON_VALUES = st.recursive(
+    _SCALARS | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=6,
+)
+# What orjson refuses or reads otherwise: big integers, NaN, lone surrogates, invalid UTF-8,
+# NUL, duplicate names, values that are not objects, broken JSON.
+_ODD_TEXTS = [
+    b'{"a": 123456789012345678901234567890}', b'{"a": [18446744073709551616]}', b'{"a": NaN}',
+    b'{"a": "\\ud800"}', b'{"a": "\xff"}', b'{"a": "x\\u0000y"}', b'{"a": "\\\\u0000"}', b'{"a": 1, "a": 2}',
+    b'[1]', b'"x"', b'{"a": 1', b'{"a": 1e400}', b'{"a": -0}', b'{"a": 1.5, "b": {"c": 2}}',
+]  # fmt: skip
+
+
+def exactly(value: object) -> str:
+    """A value with its types (1, 1.0 and True differ; so does the order of names)."""
+    return repr(value)
+
+
+@PROPERTY
+@given(
+    text=st.dictionaries(st.text(max_size=4), _JSON_VALUES, max_size=5).map(
+        lambda d: json.dumps(d, ensure_ascii=False).encode()
+    )
+    | st.sampled_from(_ODD_TEXTS)
+)
+def test_read_object_reads_what_json_reads(text: bytes) -> None:
+    """orjson's object is taken only where it is json's, type for type; plain means strings
+    without NUL and integers only (and is said of every such text without a backslash);
+    load_object always gives parse_object's answer."""
+    event, plain = read_object(text)
+    try:
+        expected: object = parse_object(text.decode("utf-8", "surrogateescape"))
+    except ValueError as exc:
+        expected = exc
+    if event is not None:
+        assert exactly(event) == exactly(expected)
+        simple = all(type(v) is int or (type(v) is str and "\0" not in v) for v in event.values())
+        assert plain <= simple  # plain only if so; not always (a text "\\u0000" is left to the slow path)
+        assert plain or not simple or b"\\" in text
+    else:
+        assert not plain
+    if isinstance(expected, ValueError):
+        with pytest.raises(ValueError, match=str(expected).split(" (")[0]):
+            load_object(text)
+    else:
+        assert exactly(load_object(text)) == exactly(expected)
+
+
+def test_read_object_takes_the_exporters_objects() -> None:
+    """An exporter event (strings, integers) is read by orjson and plain; a big integer or a
+    NUL is left to json."""
+    assert read_object(b'{"event_type": "Security", "time": 1764314712000, "src_port": 443}') == (
+        {"event_type": "Security", "time": 1764314712000, "src_port": 443},
+        True,
+    )
+    assert read_object(b'{"a": 123456789012345678901234567890}') == (None, False)
+    assert read_object(b'{"a": "x\\u0000"}') == ({"a": "x\0"}, False)
+    assert read_object(b'{"a": true}') == ({"a": True}, False)
+
+
+def test_without_orjson_json_reads_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonevents, "orjson", None)
+    assert read_object(b'{"a": 1}') == (None, False)
+    assert load_object(b'{"a": 1}') == {"a": 1}
