@@ -204,8 +204,11 @@ output:
   host: 127.0.0.1
   port: {sink.port}
   header: {args.header}
+  header_time: {args.header_time}
   framing: {args.framing}
   hostname: {HOSTNAME}
+parser:
+  invalid_utf8: {args.invalid_utf8}
 checkpoint:
   path: {work}/checkpoint.json
 batch:
@@ -315,6 +318,12 @@ def main() -> int:
     parser.add_argument("--header", default="rfc5424", choices=("rfc5424", "none"), help="output.header")
     parser.add_argument("--framing", default="octet_counting", choices=("octet_counting", "newline"))
     parser.add_argument(
+        "--header-time", default="event", choices=("event", "now"), help="output.header_time (event)"
+    )
+    parser.add_argument(
+        "--invalid-utf8", default="replace", choices=("replace", "keep"), help="parser.invalid_utf8 (replace)"
+    )
+    parser.add_argument(
         "--variants", default="pw,plain", help="pw (ZipCrypto) and/or plain, or none (pw,plain)"
     )
     parser.add_argument("--skip-2gb", action="store_true", help="skip the run on one ~2 GB file")
@@ -355,7 +364,10 @@ def main() -> int:
             notes["pw-2gb"] = f"1 file, {big_set.text_bytes / 1e9:.1f} GB"
             rows.append(measure(s3, sink, big_set, "pw-2gb", 1, args))
 
-    settings = f"header {args.header}, framing {args.framing}, batch.max_events {args.batch}"
+    settings = (
+        f"header {args.header}, header_time {args.header_time}, framing {args.framing}, "
+        f"invalid_utf8 {args.invalid_utf8}, batch.max_events {args.batch}"
+    )
     result = "\n".join(
         [
             f"machine: {machine()}",
