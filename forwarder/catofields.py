@@ -12,6 +12,7 @@ left out.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import time
@@ -163,7 +164,15 @@ def leef_severity(value: str) -> str | None:
 def devtime(epoch_ms: int) -> str:
     """LEEF devTime in DEVTIME_FORMAT: ``2020-05-18T14:49:40.000+0000``."""
     seconds, millis = divmod(epoch_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}+0000"
+    return _devtime_second(seconds) + _DEVTIME_TAILS[millis]
+
+
+_DEVTIME_TAILS = [f".{ms:03d}+0000" for ms in range(1000)]
+
+
+@functools.lru_cache(maxsize=4096)  # the events of a file span seconds: 1 µs made once a second
+def _devtime_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def _time_attributes(epoch_ms: int | None) -> dict[str, str]:
@@ -222,7 +231,6 @@ _CACHEABLE = (str, type(None))  # values that heads are cached by (True == 1: in
 _PLAIN = frozenset((str, int, float))  # values written as str(value) (True is written "true")
 _UNSEEN: Any = object()  # not in the cache
 _MARK = "\0"
-_DEVTIME_TAILS = [f".{ms:03d}+0000" for ms in range(1000)]
 
 
 class _Shape(NamedTuple):
@@ -264,7 +272,6 @@ class JsonRenderer:
         self._cef_heads: dict[tuple[Any, ...], str] = {}  # by type, sub-type and severity
         self._leef_heads: dict[str, str] = {}  # by type
         self._leef_sev: dict[str | None, str | None] = {}
-        self._devtimes: dict[int, str] = {}  # epoch second -> devTime up to the seconds
 
     def line(self, event: dict[str, Any], plain: bool = False) -> tuple[str, int | None]:
         """(the line, the event's time); *plain*: every member is known to be a string or
@@ -357,7 +364,7 @@ class JsonRenderer:
             skip = {"event_type"} | ({name} if name else set()) | ({"severity"} if sev is not None else set())
             leading = (["devTime", "devTimeFormat"] if name else []) + (["sev"] if sev is not None else [])
             shape = self._shape(event, key, leading, skip)
-        lead: tuple[str, ...] = () if moment is None else (self._devtime(moment), DEVTIME_FORMAT)
+        lead: tuple[str, ...] = () if moment is None else (devtime(moment), DEVTIME_FORMAT)
         values = (lead if sev is None else (*lead, sev)) + shape.pick(list(event.values()))
         if plain or _PLAIN.issuperset(map(type, values)):
             marked = shape.template % values
@@ -375,10 +382,3 @@ class JsonRenderer:
         return f"{head}{written}|" + shape.template.replace(_MARK, delimiter) % tuple(
             leef.escape_value(t, delimiter) for t in texts
         )
-
-    def _devtime(self, epoch_ms: int) -> str:
-        seconds, millis = divmod(epoch_ms, 1000)
-        start = self._devtimes.get(seconds)
-        if start is None:
-            start = _put_cached(self._devtimes, seconds, devtime(seconds * 1000)[:-9])
-        return start + _DEVTIME_TAILS[millis]

@@ -94,7 +94,11 @@ def unescape_value(value: str) -> str:
     """An extension value's text: ``\\\\ \\= \\n \\r`` (and a needless ``\\|``) read; others kept."""
     if "\\" not in value:
         return value
-    return _VALUE_UNESCAPE.sub(lambda m: _VALUE_MEANING[m.group(1)], value)
+    return _VALUE_UNESCAPE.sub(_unescaped, value)
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    return _VALUE_MEANING[match.group(1)]
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -103,7 +107,9 @@ def unescape_value(value: str) -> str:
 # ("tunnel_device_type"). An "=" inside a value must be escaped, so "word=" after a space
 # always starts the next pair.
 KEY_PATTERN = r"[A-Za-z0-9_.\-\[\]]+"
-_PAIRS = re.compile(r"(?:^| )(" + KEY_PATTERN + r")=")
+# Searched in " " + the extension: a pattern that starts with a literal space is scanned
+# for twice as fast as one starting "(?:^| )" (2.2 µs for the benchmark's extension, not 4.2).
+_PAIRS = re.compile(r" (" + KEY_PATTERN + r")=")
 _VALID_KEY = re.compile(KEY_PATTERN + r"\Z")
 _VERSION = re.compile(r"\d+(?:\.\d+)?\Z", re.ASCII)
 
@@ -145,12 +151,18 @@ def parse_extension(extension: str) -> dict[str, str]:
     text = extension.lstrip(" ")
     if not text:
         return {}
-    # ["text before the first key", key, value, key, value...], in one pass in C.
-    parts = _PAIRS.split(text)
-    if parts[0]:
+    # [" " + "text before the first key", key, value, key, value...], in one pass in C.
+    parts = _PAIRS.split(" " + text)
+    if len(parts[0]) > 1:
         raise CefError(f"CEF extension: text before the first key=value ({parts[0].strip()[:40]!r})")
     keys = parts[1::2]
-    values = list(map(unescape_value, parts[2::2]))
+    values = parts[2::2]
+    joined = "\0".join(values)
+    if "\\" in joined:  # unescaped in one go where no value holds NUL
+        if joined.count("\0") == len(values) - 1:
+            values = _VALUE_UNESCAPE.sub(_unescaped, joined).split("\0")
+        else:
+            values = list(map(unescape_value, values))
     pairs = dict(zip(keys, values, strict=True))
     if len(pairs) < len(keys):  # a key twice: the first wins
         pairs = {}

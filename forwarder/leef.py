@@ -23,6 +23,7 @@ whose keys match :data:`forwarder.cef.KEY_PATTERN`.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -101,15 +102,20 @@ def choose_delimiter(attributes: dict[str, str], values: str | None = None) -> t
 def render(event: LeefEvent) -> str:
     """The LEEF 2.0 line for *event*."""
     attributes = event.attributes
-    values = "".join(attributes.values())
+    values = "\0".join(attributes.values())  # NUL is no delimiter: the choice is the same
     delimiter, written = choose_delimiter(attributes, values)
     if "\\" in values or "\n" in values or "\r" in values or "\t" in values:
-        body = delimiter.join(f"{key}={escape_value(value, delimiter)}" for key, value in attributes.items())
+        if values.count("\0") == len(attributes) - 1:  # no value holds NUL: escaped in one go
+            escaped = escape_values(values, delimiter).split("\0")
+        else:
+            escaped = [escape_value(value, delimiter) for value in attributes.values()]
+        body = delimiter.join(map("=".join, zip(attributes, escaped, strict=True)))
     else:  # nothing to escape anywhere: joined in C
         body = delimiter.join(map("=".join, attributes.items()))
     return f"{header(event.vendor, event.product, event.product_version, event.event_id)}{written}|{body}"
 
 
+@functools.lru_cache(maxsize=1024)  # events repeat their header fields: 0.7 µs made once
 def header(vendor: str, product: str, product_version: str, event_id: str) -> str:
     """The header up to the delimiter field: ``LEEF:2.0|Vendor|Product|Version|EventID|``."""
     fields = (vendor, product, product_version, event_id)

@@ -211,7 +211,6 @@ def test_json_renderer_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> No
         for event in events + events:
             assert renderer.line(event, plain=True) == general(target, event)
         assert max(len(renderer._shapes), len(renderer._cef_heads), len(renderer._leef_heads)) <= 3
-        assert len(renderer._devtimes) <= 3
 
 
 def test_json_renderer_escapes_a_real_event_in_one_go() -> None:

@@ -13,6 +13,7 @@ from forwarder import jsonevents
 from forwarder.archive import Member
 from forwarder.cef import CefEvent
 from forwarder.jsonevents import (
+    CEF_JSON_KEYS,
     JsonSplitter,
     cef_as_json,
     cef_from_json,
@@ -21,6 +22,7 @@ from forwarder.jsonevents import (
     parse_object,
     raw_member,
     read_object,
+    render_json,
 )
 from forwarder.records import Record, split_records
 
@@ -196,10 +198,23 @@ _TEXT = st.text(
     )
 )
 def test_cef_as_json_then_back_gives_the_same_event(event: CefEvent) -> None:
-    """Any CEF event written as one JSON line reads back the same (quotes, control characters...)."""
+    """Any CEF event written as one JSON line reads back the same (quotes, control characters...),
+    and orjson writes it exactly as json does."""
     text = cef_as_json(event)
     assert "\n" not in text
     assert cef_from_json(text) == event
+    assert text == render_json(
+        {**dict(zip(CEF_JSON_KEYS, event[:7], strict=True)), "extension": event.extension}
+    )
+
+
+def test_cef_as_json_with_bytes_kept_as_they_are() -> None:
+    """Undecodable bytes kept (invalid_utf8: keep) are lone surrogates, which orjson refuses:
+    json writes them."""
+    event = CefEvent("0", "V", "P", "1", "id", "n", "5", {"msg": "caf\udce9"})
+    assert cef_as_json(event) == render_json(
+        {**dict(zip(CEF_JSON_KEYS, event[:7], strict=True)), "extension": event.extension}
+    )
 
 
 @PROPERTY
