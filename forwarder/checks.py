@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 import yaml
 
 from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config, redacted, secret_values
+from forwarder.deadletter import dead_letter_path
 from forwarder.errors import CredentialsError, ForwarderError
 from forwarder.logs import mask
 from forwarder.probe import ProbeSource
@@ -47,6 +49,28 @@ def _check_probe(source: ProbeSource, config: Config, report: Callable[[bool, st
         "bucket",
         f"{source.id}: listing is refused (fine with discovery: probe); {source.key_of(sequence)} {state}",
     )
+
+
+def _dead_letters(path: Path) -> tuple[bool, str]:
+    """(writable, what is there) for the dead-letter file, created on first use with its
+    directories: so the file, else the nearest directory that exists, must be writable."""
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            return False, f"{path} is not writable (records that cannot be sent would stop the forwarder)"
+        with open(path, "rb") as handle:
+            count = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+        return True, f"{path}: {count} records set aside so far (each line says why)"
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    if not directory.is_dir():
+        return False, f"{path}: {directory} is not a directory"
+    if not os.access(directory, os.W_OK):
+        return (
+            False,
+            f"{path}: {directory} is not writable (records that cannot be sent would stop the forwarder)",
+        )
+    return True, f"{path}: none yet"
 
 
 def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> bool:
@@ -102,6 +126,9 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
             report(True, "checkpoint", f"{store.path}: at file {position.sequence} ({state})")
     except ForwarderError as exc:
         report(False, "checkpoint", str(exc))
+
+    passed, detail = _dead_letters(dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path))
+    report(passed, "dead letters", detail)
 
     try:
         transport = make_transport(config.output)

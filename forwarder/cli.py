@@ -110,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = add(
         "check",
-        "Validate the config, then reach the bucket, the collector and the "
-        "checkpoint; one line per finding, nothing is sent.",
+        "Validate the config, then reach the bucket, the collector, the "
+        "checkpoint and the dead-letter file; one line per finding, nothing is sent.",
     )
     check.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
     status = add(

@@ -189,13 +189,14 @@ def test_check_reports_each_part(s3: Any, collector: Any, tmp_path: Path) -> Non
         ["ok", "config:"],
         ["ok", "bucket:"],
         ["ok", "checkpoint:"],
+        ["ok", "dead"],
         ["ok", "collector:"],
     ]
     assert "2 files" in lines[1]
     rsyslog.stop()
     result = forwarder("check", "--config", str(config))
     assert result.returncode == 4
-    assert result.stdout.splitlines()[3].startswith("FAIL collector:")
+    assert result.stdout.splitlines()[4].startswith("FAIL collector:")
     assert "testing" not in result.stdout  # the secret access key is never printed
 
 

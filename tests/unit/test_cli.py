@@ -325,9 +325,27 @@ def test_check_reports_each_part(
     assert run_main(["check", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the checks; then the config
     assert [line.split(":")[0] for line in lines] == [
-        "ok   config", "ok   bucket", "ok   checkpoint", "ok   collector"
+        "ok   config", "ok   bucket", "ok   checkpoint", "ok   dead letters", "ok   collector"
     ]  # fmt: skip
     assert "2 files, KEY/CATO9999.zip .. KEY/CATO10000.zip" in lines[1]
+    assert lines[3].endswith("dead_letter.jsonl: none yet")
+
+
+def test_check_reports_the_dead_letter_file(
+    tmp_path: Path, bucket: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the file holds so far; FAIL (exit 4) when it could not be written."""
+    letters = tmp_path / "letters" / "dead.jsonl"
+    config = write_config(tmp_path, extra=f"parser:\n  dead_letter_path: {letters}\n")
+    letters.parent.mkdir()
+    letters.write_text('{"reason": "a"}\n{"reason": "b"}\n')
+    assert run_main(["check", "--config", str(config)]) == 0
+    assert f"ok   dead letters: {letters}: 2 records set aside so far" in capsys.readouterr().out
+    letters.unlink()
+    letters.parent.rmdir()
+    letters.parent.write_text("a file where the directory should be")
+    assert run_main(["check", "--config", str(config)]) == 4
+    assert f"FAIL dead letters: {letters}: {letters.parent} is not a directory" in capsys.readouterr().out
 
 
 def test_check_exits_4_when_a_part_fails(
