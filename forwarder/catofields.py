@@ -156,9 +156,12 @@ def cef_from_json(event: dict[str, Any], now: float | None = None) -> CefEvent:
 
 
 def leef_severity(value: str) -> str | None:
-    """LEEF sev for a CEF/Cato severity: a number as it is, a word as its band's top."""
+    """LEEF sev (1-10) for a CEF/Cato severity: a number as it is (0 as 1, above 10 as 10), a
+    word as its band's top."""
     text = value.strip()
-    return text if text.isdigit() else SEVERITY_WORDS.get(text.lower())
+    if text.isascii() and text.isdigit():
+        return str(min(max(int(text), 1), 10))
+    return SEVERITY_WORDS.get(text.lower())
 
 
 def devtime(epoch_ms: int) -> str:

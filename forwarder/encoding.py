@@ -439,6 +439,13 @@ class EventEncoder:
                     found = catofields.json_event_time(obj, self._clock())
                     moment = found[1] if found else None
                     body = raw.strip() if self.encoding == "json" else raw
+        except UnicodeEncodeError as exc:  # before ValueError, its base class
+            character = exc.object[exc.start : exc.end]
+            reason = (
+                f"JSON string holds {character!a}, a lone UTF-16 surrogate escape, which UTF-8 cannot carry"
+            )
+            rejected.append((record, reason))
+            return None
         except ValueError as exc:  # CefError, invalid JSON
             rejected.append((record, str(exc)))
             return None

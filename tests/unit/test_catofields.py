@@ -237,3 +237,10 @@ def test_a_time_beyond_year_9999_is_no_time(target: str) -> None:
     assert "time=67767976233532800000" in line
     assert json_event_time({"time": -1}) is None
     assert cef.parse_time("67767976233532800000") is None
+
+
+def test_leef_sev_stays_within_1_to_10() -> None:
+    """LEEF's sev is 1-10: CEF's 0 (and anything above 10) is brought within it."""
+    assert [catofields.leef_severity(v) for v in ("0", "7", "007", "10", "11", "High", "²", "x")] == [
+        "1", "7", "7", "10", "10", "8", None, None
+    ]  # fmt: skip

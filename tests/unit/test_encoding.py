@@ -385,3 +385,15 @@ def test_times_beyond_year_9999_do_not_stop_the_encoder(encoding: str) -> None:
     encoded = encoder(f"  encoding: {encoding}\n").encode(records)
     assert encoded.rejected == []
     assert all(m.startswith(b"<13") and b" 2025-11-28T07:25:12.500Z " in m for m in encoded.messages)
+
+
+@pytest.mark.parametrize("encoding", ["cef", "leef"])
+def test_a_lone_surrogate_escape_is_rejected_with_a_clear_reason(encoding: str) -> None:
+    """json reads "\\ud800" as a lone surrogate that no UTF-8 line can carry: the record is
+    rejected (dead-letter file) and says why, the others go on."""
+    records = [json_record(b'{"a": "\\ud800"}'), json_record({"a": "ok"}, 1)]
+    encoded = encoder(f"  encoding: {encoding}\n").encode(records)
+    assert [r.ordinal for r in encoded.records] == [1]
+    assert [reason for _, reason in encoded.rejected] == [
+        "JSON string holds '\\ud800', a lone UTF-16 surrogate escape, which UTF-8 cannot carry"
+    ]
