@@ -120,7 +120,8 @@ def _check_leef_from_cef(body: bytes, source: str) -> None:
         original.vendor, original.product, original.device_version, original.signature_id
     )  # fmt: skip
     attributes = dict(event.attributes)
-    assert attributes.pop("name") == original.name and attributes.pop("sev") == original.severity
+    assert attributes.pop("name") == original.name
+    assert attributes.pop("sev") == str(min(max(int(original.severity), 1), 10))  # LEEF's 1-10
     devtime = datetime.strptime(attributes.pop("devTime"), "%Y-%m-%dT%H:%M:%S.%f%z")
     assert attributes.pop("devTimeFormat") == "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
     assert devtime == _at(cef.event_time(original) or 0)
