@@ -25,14 +25,15 @@ import yaml
 
 from forwarder.errors import ConfigError
 
-PROTOCOLS = ("udp", "tcp", "tls", "relp", "file", "stdout")
-NETWORK_PROTOCOLS = ("udp", "tcp", "tls", "relp")
+PROTOCOLS = ("udp", "tcp", "tls", "relp", "relp-tls", "file", "stdout")
+NETWORK_PROTOCOLS = ("udp", "tcp", "tls", "relp", "relp-tls")
+TLS_PROTOCOLS = ("tls", "relp-tls")
 STREAM_PROTOCOLS = ("tcp", "tls")
 # output.max_message_bytes when not given. udp: the largest IPv4 UDP payload (65535 - 8 - 20,
 # = transport.UDP_MAX_PAYLOAD). tcp/tls/relp: 1 MiB, parser.max_record_bytes' default, so
 # out of the box any event the parser takes passes whole (lower it to the collector's
 # limit). file/stdout: none. Reasons in config.example.yaml.
-DEFAULT_MAX_MESSAGE_BYTES = {"udp": 65507, "tcp": 1 << 20, "tls": 1 << 20, "relp": 1 << 20}
+DEFAULT_MAX_MESSAGE_BYTES = {"udp": 65507, **dict.fromkeys(("tcp", "tls", "relp", "relp-tls"), 1 << 20)}
 # RFC 5424 6.1: every receiver MUST take messages of 480 octets; a smaller limit is refused.
 MIN_MESSAGE_BYTES = 480
 # output.max_events_per_sec when not given, udp only (the transport paces each datagram):
@@ -106,7 +107,7 @@ class ParserConfig:
 
 @dataclass(frozen=True)
 class TlsConfig:
-    """TLS client settings (protocol tls only)."""
+    """TLS client settings (protocols tls and relp-tls)."""
 
     ca_file: str = ""  # a file, or a directory of hashed CA certificates
     cert_file: str = ""
@@ -390,10 +391,10 @@ def _check_output(raw: Any) -> dict[str, Any]:
         return out  # _build reports the bad protocol
     only = {
         "framing": (STREAM_PROTOCOLS, "tcp or tls"),
-        "tls": (("tls",), "tls"),
-        "host": (NETWORK_PROTOCOLS, "udp, tcp, tls or relp"),
-        "hosts": (NETWORK_PROTOCOLS, "udp, tcp, tls or relp"),
-        "port": (NETWORK_PROTOCOLS, "udp, tcp, tls or relp"),
+        "tls": (TLS_PROTOCOLS, "tls or relp-tls"),
+        "host": (NETWORK_PROTOCOLS, "udp, tcp, tls, relp or relp-tls"),
+        "hosts": (NETWORK_PROTOCOLS, "udp, tcp, tls, relp or relp-tls"),
+        "port": (NETWORK_PROTOCOLS, "udp, tcp, tls, relp or relp-tls"),
         "path": (("file",), "file"),
     }
     for key, (protocols, names) in only.items():
@@ -406,7 +407,7 @@ def _check_output(raw: Any) -> dict[str, Any]:
         raise ConfigError("output.hosts: give either hosts (for failover) or host and port, not both")
     if protocol == "file" and not out.get("path"):
         raise ConfigError("output.path: required with protocol file (the file to append events to)")
-    out.setdefault("port", {"tls": 6514, "relp": 20514}.get(protocol, 514))
+    out.setdefault("port", {"tls": 6514, "relp": 20514, "relp-tls": 20514}.get(protocol, 514))
     out.setdefault("header", "none" if protocol in ("file", "stdout") else "rfc5424")
     out.setdefault("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES.get(protocol, 0))
     out.setdefault("max_events_per_sec", UDP_DEFAULT_EVENTS_PER_SEC if protocol == "udp" else 0)

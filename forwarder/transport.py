@@ -419,6 +419,7 @@ def make_transport(output: OutputConfig) -> Transport:
         each = [make_transport(dataclasses.replace(output, host=h, port=p, hosts=())) for h, p in pairs]
         return FailoverTransport(each, output.failback_secs)
     host, port, timeout = output.host, output.port, output.connect_timeout_secs
+    label = f"{output.protocol}://{host}:{port}"
     if output.protocol == "udp":
         return DatagramTransport(host, port, output.max_events_per_sec)
     if output.protocol == "file":
@@ -432,13 +433,13 @@ def make_transport(output: OutputConfig) -> Transport:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return sock
 
-    if output.protocol == "relp":
-        from forwarder.relp import RelpTransport  # relp builds on this module
+    from forwarder.relp import RelpTransport  # relp builds on this module
 
-        return RelpTransport(connect_tcp, f"relp://{host}:{port}", output.ack_timeout_secs)
+    if output.protocol == "relp":
+        return RelpTransport(connect_tcp, label, output.ack_timeout_secs)
 
     if output.protocol == "tcp":
-        return StreamTransport(connect_tcp, output.framing, f"tcp://{host}:{port}", output.ack_timeout_secs)
+        return StreamTransport(connect_tcp, output.framing, label, output.ack_timeout_secs)
 
     context = tls_context(output)
 
@@ -452,9 +453,11 @@ def make_transport(output: OutputConfig) -> Transport:
             return sock
         except ssl.SSLError as exc:
             raw.close()
-            raise connect_error(f"tls://{host}:{port}", exc, server_name) from exc
+            raise connect_error(label, exc, server_name) from exc
         except BaseException:
             raw.close()
             raise
 
-    return StreamTransport(connect_tls, output.framing, f"tls://{host}:{port}", output.ack_timeout_secs)
+    if output.protocol == "relp-tls":  # imrelp with tls="on"
+        return RelpTransport(connect_tls, label, output.ack_timeout_secs)
+    return StreamTransport(connect_tls, output.framing, label, output.ack_timeout_secs)

@@ -61,7 +61,7 @@ def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collec
     started: list[Rsyslog] = []
 
     def make(protocol: str, **kw: Any) -> Rsyslog:
-        if protocol == "tls":
+        if protocol in ("tls", "relp-tls"):
             tls: TlsFiles = request.getfixturevalue("certs")
             kw.setdefault("tls_ca_file", tls.ca_file)
             kw.setdefault("tls_cert_file", tls.cert_file)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.support.backlog import bodies, forwarder, plain_backlog, write_config
+from tests.support.backlog import bodies, forwarder, one_error, plain_backlog, write_config
 from tests.support.certs import mint_client_cert, mint_server_certs
 
 pytestmark = pytest.mark.integration
@@ -23,13 +22,6 @@ def _run(s3: Any, tmp_path: Path, port: int, tls: dict[str, Any], host: str = "l
     return forwarder("run", "--config", str(config), "--once")
 
 
-def _error(result: Any) -> str:
-    errors = [json.loads(line)["message"] for line in result.stderr.splitlines() if '"ERROR"' in line]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return str(errors[0])
-
-
 def test_certificate_for_another_name_is_refused(s3: Any, collector: Any, certs: Any, tmp_path: Path) -> None:
     """The collector's certificate is for localhost/127.0.0.1, we expect another name: one line says so."""
     plain_backlog(s3.client(), [1], events=3)
@@ -38,7 +30,7 @@ def test_certificate_for_another_name_is_refused(s3: Any, collector: Any, certs:
         s3, tmp_path, rsyslog.port, {"ca_file": str(certs.ca_file), "server_name": "siem.example.com"}
     )
     assert result.returncode == 4
-    message = _error(result)
+    message = one_error(result)
     assert "TLS certificate rejected: it is not for the name 'siem.example.com'" in message
     assert "output.tls.server_name" in message
     assert rsyslog.messages() == []
@@ -51,7 +43,7 @@ def test_unknown_ca_is_refused(s3: Any, collector: Any, tmp_path: Path) -> None:
     other = mint_server_certs(tmp_path / "other-ca")
     result = _run(s3, tmp_path, rsyslog.port, {"ca_file": str(other.ca_file)})
     assert result.returncode == 4
-    assert "signed by a CA we do not trust (check output.tls.ca_file)" in _error(result)
+    assert "signed by a CA we do not trust (check output.tls.ca_file)" in one_error(result)
 
 
 def test_expired_certificate_is_refused(s3: Any, collector: Any, tmp_path: Path) -> None:
@@ -69,7 +61,7 @@ def test_expired_certificate_is_refused(s3: Any, collector: Any, tmp_path: Path)
                         tls_key_file=files / "server.key")  # fmt: skip
     result = _run(s3, tmp_path, rsyslog.port, {"ca_file": str(files / "ca.pem")})
     assert result.returncode == 4
-    assert "certificate has expired" in _error(result)
+    assert "certificate has expired" in one_error(result)
 
 
 def test_mutual_tls(s3: Any, collector: Any, certs: Any, tmp_path: Path) -> None:
@@ -78,7 +70,7 @@ def test_mutual_tls(s3: Any, collector: Any, certs: Any, tmp_path: Path) -> None
     rsyslog = collector("tls", tls_auth_mode="x509/certvalid")
     result = _run(s3, tmp_path, rsyslog.port, {"ca_file": str(certs.ca_file)})
     assert result.returncode == 4
-    message = _error(result)
+    message = one_error(result)
     assert "TLS" in message and "client certificate (output.tls.cert_file)" in message
 
     client = mint_client_cert(certs, tmp_path / "client")

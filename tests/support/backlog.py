@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -184,3 +185,11 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) ->
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ERROR line a failed run logged (JSON logs), with no traceback anywhere."""
+    errors = [json.loads(line)["message"] for line in result.stderr.splitlines() if '"ERROR"' in line]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return str(errors[0])

@@ -125,9 +125,12 @@ from typing import Any, Protocol
 
 RSYSLOGD = os.environ.get("FORWARDER_TEST_RSYSLOGD", "/usr/sbin/rsyslogd")
 
-PROTOCOLS = ("udp", "tcp", "tls", "relp")
+PROTOCOLS = ("udp", "tcp", "tls", "relp", "relp-tls")
 TLS_DRIVERS = ("gtls", "ossl")
 TLS_AUTH_MODES = ("anon", "x509/certvalid", "x509/name")
+# imrelp's tls.tlslib for each imtcp stream driver name (gnutls asks for a client certificate
+# even without tls.authMode: its default mode is fingerprint).
+_RELP_TLS_LIBS = {"gtls": "gnutls", "ossl": "openssl"}
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 START_TIMEOUT = 10.0
@@ -242,13 +245,13 @@ class Rsyslog:
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
-        if protocol == "tls":
+        if protocol in ("tls", "relp-tls"):
             if tls_driver not in TLS_DRIVERS:
                 raise ValueError(f"tls_driver must be one of {TLS_DRIVERS}, not {tls_driver!r}")
             if tls_auth_mode not in TLS_AUTH_MODES:
                 raise ValueError(f"tls_auth_mode must be one of {TLS_AUTH_MODES}, not {tls_auth_mode!r}")
             if tls_cert_file is None or tls_key_file is None:
-                raise ValueError("protocol 'tls' needs tls_cert_file and tls_key_file")
+                raise ValueError(f"protocol {protocol!r} needs tls_cert_file and tls_key_file")
             if tls_auth_mode != "anon" and tls_ca_file is None:
                 raise ValueError(f"tls_auth_mode {tls_auth_mode!r} needs tls_ca_file")
         self.workdir: Path = Path(workdir)
@@ -300,7 +303,7 @@ class Rsyslog:
             # RELP: a direct queue writes each message before imrelp answers it, so an answered
             # message survives a kill -9 of the collector (a queue in memory would not).
             'main_queue(queue.type="Direct")'
-            if self.protocol == "relp"
+            if self.protocol.startswith("relp")
             else 'main_queue(queue.type="FixedArray" queue.size="200000" queue.timeoutShutdown="10000")',
             'template(name="collector_lenraw" type="list") {',
             '  property(name="$.len") constant(value=" ") property(name="rawmsg") constant(value="\\n")',
@@ -312,12 +315,28 @@ class Rsyslog:
             '         ioBufferSize="64k" fileCreateMode="0600")',
             "}",
         ]
-        if self.protocol == "relp":  # imrelp: RELP with application-level acknowledgements
+        if self.protocol.startswith("relp"):  # imrelp: RELP with application-level acknowledgements
+            tls = self.protocol == "relp-tls"
+            tls_lib = f' tls.tlslib="{_RELP_TLS_LIBS[self.tls_driver]}"' if tls else ""
             lines += [
-                'module(load="imrelp")',
+                f'module(load="imrelp"{tls_lib})',
                 f'input(type="imrelp" name="collector_relp" address="{_LOOPBACK}" port="{self.port}"',
-                f'      ruleset="collector" maxDataSize="{self.max_message_size}")',
+                f'      ruleset="collector" maxDataSize="{self.max_message_size}"',
             ]
+            if tls:  # librelp's TLS: its own names for rsyslog's settings
+                assert self.tls_cert_file is not None and self.tls_key_file is not None
+                lines += [
+                    f'      tls="on" tls.myCert={_quote(self.tls_cert_file.resolve())}',
+                    f"      tls.myPrivKey={_quote(self.tls_key_file.resolve())}",
+                ]
+                if self.tls_ca_file is not None:
+                    lines.append(f"      tls.caCert={_quote(self.tls_ca_file.resolve())}")
+                if self.tls_auth_mode != "anon":  # anon: no client certificate asked (openssl only)
+                    lines.append(f'      tls.authMode="{self.tls_auth_mode.removeprefix("x509/")}"')
+                if self.tls_permitted_peers:
+                    peers = ", ".join(_quote(p) for p in self.tls_permitted_peers)
+                    lines.append(f"      tls.permittedPeer=[{peers}]")
+            lines[-1] += ")"
         elif self.protocol == "udp":
             lines += [
                 'module(load="imudp")',

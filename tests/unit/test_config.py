@@ -42,6 +42,8 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
         ("protocol: tcp", 514, "rfc5424"),
         ("protocol: udp", 514, "rfc5424"),
         ("protocol: tls", 6514, "rfc5424"),
+        ("protocol: relp", 20514, "rfc5424"),
+        ("protocol: relp-tls\n  tls: {ca_file: ca.pem}", 20514, "rfc5424"),
         ("protocol: file\n  path: /tmp/events.log", 514, "none"),
         ("protocol: stdout", 514, "none"),
         ("protocol: tls\n  port: 1514", 1514, "rfc5424"),
@@ -49,7 +51,8 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     ],
 )
 def test_defaults_depend_on_the_protocol(output: str, port: int, header: str) -> None:
-    """tls defaults to port 6514, file and stdout to no header; explicit values win."""
+    """tls defaults to port 6514, relp and relp-tls to 20514, file and stdout to no header;
+    explicit values win."""
     config = parse_config(f"{MINIMAL}output:\n  {output}\n", env={})
     assert (config.output.port, config.output.header) == (port, header)
 
@@ -96,7 +99,7 @@ def test_unknown_key_lists_what_the_section_takes() -> None:
         ("output:\n  port: 51.4", "output.port: expected an integer 1-65535, got 51.4"),
         ("output:\n  port:", "output.port: expected an integer 1-65535, got nothing (null)"),
         ("output:\n  protocol: tcpp",
-         'output.protocol: expected one of udp, tcp, tls, relp, file, stdout, got "tcpp"'),
+         'output.protocol: expected one of udp, tcp, tls, relp, relp-tls, file, stdout, got "tcpp"'),
         ("output:\n  protocol: tls\n  tls:\n    verify: 'no'",
          'output.tls.verify: expected true or false, got "no"'),
         ("output:\n  facility: local9",
@@ -133,19 +136,19 @@ def test_wrong_value_names_key_expectation_and_given_value(text: str, expected: 
          "output.framing: only applies to protocol tcp or tls, but protocol is udp "
          "(remove output.framing or change output.protocol)"),
         ("protocol: tcp\n  tls:\n    ca_file: ca.pem",
-         "output.tls: only applies to protocol tls, but protocol is tcp "
+         "output.tls: only applies to protocol tls or relp-tls, but protocol is tcp "
          "(remove output.tls or change output.protocol)"),
         ("tls:\n    verify: false",
-         "output.tls: only applies to protocol tls, but protocol is tcp "
+         "output.tls: only applies to protocol tls or relp-tls, but protocol is tcp "
          "(remove output.tls or change output.protocol)"),
         ("protocol: tcp\n  path: /tmp/x.log",
          "output.path: only applies to protocol file, but protocol is tcp "
          "(remove output.path or change output.protocol)"),
         ("protocol: file\n  path: x.log\n  host: collector",
-         "output.host: only applies to protocol udp, tcp, tls or relp, but protocol is file "
+         "output.host: only applies to protocol udp, tcp, tls, relp or relp-tls, but protocol is file "
          "(remove output.host or change output.protocol)"),
         ("protocol: stdout\n  port: 514",
-         "output.port: only applies to protocol udp, tcp, tls or relp, but protocol is stdout "
+         "output.port: only applies to protocol udp, tcp, tls, relp or relp-tls, but protocol is stdout "
          "(remove output.port or change output.protocol)"),
         ("protocol: file",
          "output.path: required with protocol file (the file to append events to)"),

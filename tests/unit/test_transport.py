@@ -595,3 +595,17 @@ def test_make_transport_builds_the_configured_protocol(protocol: str, kind: type
 def test_connect_error_says_what_to_check(exc: BaseException, reason: str) -> None:
     """connect_error turns a socket error into one line: the target and the reason."""
     assert str(connect_error("tcp://h:1", exc)) == f"tcp://h:1: {reason}"
+
+
+def test_relp_tls_is_relp_over_a_tls_connection() -> None:
+    """protocol relp-tls: the RELP client on the TLS connection the tls protocol makes."""
+    from forwarder.relp import RelpTransport
+
+    config = parse_config(
+        "source: {bucket: b}\n"
+        "output: {protocol: relp-tls, host: siem.example.com, tls: {min_version: '1.3'}}\n",
+        env={},
+    )
+    transport = make_transport(config.output)
+    assert isinstance(transport, RelpTransport)
+    assert transport.label == "relp-tls://siem.example.com:20514"
