@@ -321,7 +321,7 @@ class JsonRenderer:
         self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
     ) -> str | None:
         kinds = event.get("event_type"), event.get("event_sub_type"), event.get("severity")
-        # Strings, integers and None (no True == 1 among them) make exact keys.
+        # Exact keys: text or None, or (plain) text and integers with no True to equal a 1.
         cacheable = plain or all(type(k) in _CACHEABLE for k in kinds)
         head = self._cef_heads.get(kinds) if cacheable else None
         if head is None:

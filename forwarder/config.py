@@ -30,7 +30,7 @@ NETWORK_PROTOCOLS = ("udp", "tcp", "tls", "relp", "relp-tls")
 TLS_PROTOCOLS = ("tls", "relp-tls")
 STREAM_PROTOCOLS = ("tcp", "tls")
 # output.max_message_bytes when not given. udp: the largest IPv4 UDP payload (65535 - 8 - 20,
-# = transport.UDP_MAX_PAYLOAD). tcp/tls/relp: 1 MiB, parser.max_record_bytes' default, so
+# = transport.UDP_MAX_PAYLOAD). tcp/tls/relp/relp-tls: 1 MiB, parser.max_record_bytes' default, so
 # out of the box any event the parser takes passes whole (lower it to the collector's
 # limit). file/stdout: none. Reasons in config.example.yaml.
 DEFAULT_MAX_MESSAGE_BYTES = {"udp": 65507, **dict.fromkeys(("tcp", "tls", "relp", "relp-tls"), 1 << 20)}

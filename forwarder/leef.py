@@ -76,7 +76,8 @@ def escape_values(joined: str, delimiter: str = "\t") -> str:
 
 def _double_backslashes(text: str, before: str) -> str:
     """*text* with each backslash doubled that stands before a character of *before*, before
-    another backslash, or at the end (a split at the backslashes: ~0.3 µs, a regex 0.9)."""
+    another backslash, or at the end (a split at the backslashes, not a regex with a
+    lookahead: 0.6 µs instead of 0.9 for a line's values)."""
     parts = text.split("\\")
     return parts[0] + "".join(("\\\\" if not p or p[0] in before else "\\") + p for p in parts[1:])
 
