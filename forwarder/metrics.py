@@ -11,6 +11,9 @@ events_sent_total                  counter    events the collector acknowledged
 events_failed_total                counter    events in batches not acknowledged (sent again)
 events_dead_lettered_total         counter    records never to be forwarded, by ``reason``:
                                               bad_record (not CEF/JSON, too long), too_big
+events_altered_total               counter    events sent with their text changed, by
+                                              ``reason``: invalid_utf8 (replaced), truncated,
+                                              split (output.oversize)
 bytes_sent_total                   counter    syslog message bytes acknowledged (unframed)
 files_done_total                   counter    files delivered completely
 files_quarantined_total            counter    files given up on (on_bad_file: quarantine)
@@ -74,6 +77,11 @@ class Metrics(Observer):
             "Records that will never be forwarded (each one logged), by reason.",
             ("reason",),
         )
+        self._altered = counter(
+            "events_altered_total",
+            "Events sent with their text changed (each one in the dead-letter file), by reason.",
+            ("reason",),
+        )
         self._bytes = counter("bytes_sent_total", "Syslog message bytes acknowledged (before framing).")
         self._files = counter("files_done_total", "Files delivered completely.")
         self._quarantined = counter("files_quarantined_total", "Files given up on (on_bad_file: quarantine).")
@@ -87,6 +95,8 @@ class Metrics(Observer):
         )
         for reason in ("bad_record", "too_big"):
             self._dead.labels(reason)  # present (at 0) before the first one
+        for reason in ("invalid_utf8", "truncated", "split"):
+            self._altered.labels(reason)
         self.registry.register(_StateCollector(backlog, health))
 
     def read(self, count: int) -> None:
@@ -96,6 +106,9 @@ class Metrics(Observer):
         self._dead.labels(reason).inc()
         if reason == "bad_record":  # bad records never reach a batch, so read() did not count them
             self._read.inc()
+
+    def altered(self, reason: str) -> None:
+        self._altered.labels(reason).inc()
 
     def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
         self._sent.inc(events)

@@ -36,6 +36,10 @@ class Observer:
     def skipped(self, reason: str) -> None:
         """One record will never be forwarded (*reason*: bad_record, too_big); it was logged."""
 
+    def altered(self, reason: str) -> None:
+        """One event is sent with its text changed (*reason*: invalid_utf8 replaced, or
+        truncated or split by output.oversize); it went to the dead-letter file too."""
+
     def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
         """*collector* acknowledged a batch of *events* messages (*size* bytes) after *ack_secs*."""
 
@@ -90,6 +94,10 @@ class Fanout(Observer):
     def skipped(self, reason: str) -> None:
         for observer in self.observers:
             observer.skipped(reason)
+
+    def altered(self, reason: str) -> None:
+        for observer in self.observers:
+            observer.altered(reason)
 
     def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
         for observer in self.observers:

@@ -405,6 +405,7 @@ class Pipeline:
             )
         for record, reason in encoded.repaired:
             self.stats.repaired_records += 1
+            self.observer.altered("invalid_utf8")
             self.dead_letter.add(label, record, reason, "repaired")
             if self._note(position.key, "repaired") <= BAD_RECORDS_LOGGED_PER_OBJECT:
                 member = f" member {record.member}" if record.member else ""
@@ -458,9 +459,11 @@ class Pipeline:
         policy = self._config.output.oversize
         if policy == "truncate":
             self.stats.oversize_truncated += 1
+            self.observer.altered("truncated")
             done = f"truncated to {len(pieces[0])} bytes"
         elif policy == "split":
             self.stats.oversize_split += 1
+            self.observer.altered("split")
             self.stats.oversize_pieces += len(pieces)
             done = f"split into {len(pieces)} messages"
         else:

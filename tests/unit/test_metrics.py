@@ -80,10 +80,10 @@ class ListTransport:
         return None
 
 
-def make_config(tmp_path: Path, extra: str = "") -> Config:
+def make_config(tmp_path: Path, extra: str = "", output: str = "") -> Config:
     return parse_config(
         f"source:\n  bucket: {BUCKET}\n  prefix: {PREFIX}\n  prefetch_files: 0\n  download_dir: {tmp_path}\n"
-        "output:\n  header: none\n  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n"
+        f"output:\n  header: none\n  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n{output}"
         f"checkpoint:\n  path: {tmp_path / 'cp.json'}\nbatch:\n  max_events: 2\n{extra}",
         env={},
     )
@@ -234,3 +234,28 @@ def test_fanout_passes_every_call_on_in_order() -> None:
 def test_fanout_implements_every_observer_method(method: str) -> None:
     """A new Observer method must be passed on by Fanout too."""
     assert method in vars(Fanout)
+
+
+@pytest.mark.parametrize("policy", ["truncate", "split"])
+def test_events_sent_changed_are_counted_by_reason(tmp_path: Path, policy: str) -> None:
+    """Invalid UTF-8 replaced, and a message over max_message_bytes truncated or split: sent,
+    and counted in events_altered_total as well as written to the dead-letter file."""
+    from forwarder.encoding import EventEncoder
+
+    long_event = event(0) + b"msg=" + b"x" * 700
+    lines = [event(1), b"CEF:0|Cato|SASE|1.0|Security|caf\xe9|5|", long_event, event(2)]
+    client = FakeS3Client({f"{PREFIX}CATO1.zip": (make_zip([("a.log", b"\n".join(lines))]), T0)})
+    config = make_config(tmp_path, output=f"  max_message_bytes: 600\n  oversize: {policy}\n")
+    source = S3Source(client, config.source)
+    metrics = Metrics(Backlog(), Health(600, 5))
+    store = CheckpointStore(config.checkpoint.path, source.id)
+    transport = ListTransport()
+    Pipeline(config, source, store, EventEncoder(config), transport, once=True, observer=metrics).run_pass()
+    registry = metrics.registry
+    assert sample(registry, "forwarder_events_altered_total", reason="invalid_utf8") == 1
+    assert sample(registry, "forwarder_events_altered_total", reason="truncated") == (policy == "truncate")
+    assert sample(registry, "forwarder_events_altered_total", reason="split") == (policy == "split")
+    assert sample(registry, "forwarder_events_dead_lettered_total", reason="too_big") == 0
+    assert b"caf\xef\xbf\xbd" in b"".join(transport.messages)  # U+FFFD
+    letters = (tmp_path / "dead_letter.jsonl").read_text().splitlines()
+    assert len(letters) == (2 if policy == "truncate" else 1)  # split pieces carry it all
