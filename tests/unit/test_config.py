@@ -322,6 +322,11 @@ def test_redacted_masks_secrets() -> None:
         ("# only a comment\n", "forwarder.yaml: the file is empty; see config.example.yaml"),
         ("source: [\n", "forwarder.yaml:2:1: not valid YAML: "),
         ("- a\n- b\n", "the config file: expected a mapping of keys, got a list"),
+        (
+            "source:\n  bucket: b\noutput:\n  port: 1514\noutput:\n  host: siem\n",
+            "forwarder.yaml:5:1: not valid YAML: 'output' is given twice (the second would replace",
+        ),
+        ("source: {bucket: a, bucket: b}\n", "forwarder.yaml:1:21: not valid YAML: 'bucket' is given twice"),
     ],
 )
 def test_unusable_files(text: str, expected: str) -> None:
@@ -503,3 +508,10 @@ def test_message_size_and_pacing_defaults_depend_on_the_protocol(
 def test_bad_message_size_settings_are_refused(output: str, expected: str) -> None:
     """A limit below RFC 5424's 480 octets, over a UDP datagram, or an unknown policy: one line."""
     assert config_error(f"{MINIMAL}output:\n  {output}\n") == expected
+
+
+def test_merge_keys_still_override() -> None:
+    """YAML merge keys ("<<: *defaults") are not duplicates: the keys given beside them win."""
+    text = "source:\n  bucket: b\noutput:\n  <<: {port: 1514, host: a}\n  host: siem\n"
+    config = parse_config(text, env={})
+    assert (config.output.host, config.output.port) == ("siem", 1514)
