@@ -148,9 +148,20 @@ def parse_extension(extension: str) -> dict[str, str]:
     A value runs to the space before the next key (so it may hold spaces and bare ``|``);
     pairs are separated by one space, and a value keeps any further spaces it ends with.
     """
+    keys, values = extension_items(extension)
+    pairs = dict(zip(keys, values, strict=True))
+    if len(pairs) < len(keys):  # a key twice: the first wins
+        pairs = {}
+        for key, value in zip(keys, values, strict=True):
+            pairs.setdefault(key, value)
+    return pairs
+
+
+def extension_items(extension: str) -> tuple[list[str], list[str]]:
+    """The extension's keys and their values (unescaped), in order, a key twice included."""
     text = extension.lstrip(" ")
     if not text:
-        return {}
+        return [], []
     # [" " + "text before the first key", key, value, key, value...], in one pass in C.
     parts = _PAIRS.split(" " + text)
     if len(parts[0]) > 1:
@@ -163,23 +174,27 @@ def parse_extension(extension: str) -> dict[str, str]:
             values = _VALUE_UNESCAPE.sub(_unescaped, joined).split("\0")
         else:
             values = list(map(unescape_value, values))
-    pairs = dict(zip(keys, values, strict=True))
-    if len(pairs) < len(keys):  # a key twice: the first wins
-        pairs = {}
-        for key, value in zip(keys, values, strict=True):
-            pairs.setdefault(key, value)
-    return pairs
+    return keys, values
 
 
 def parse(text: str) -> CefEvent:
     """One CEF line as a CefEvent; CefError says what is wrong with a line that is not CEF."""
+    (version, vendor, product, device_version, signature_id, name, severity), extension = header_fields(text)
+    return CefEvent(
+        version, vendor, product, device_version, signature_id, name, severity, parse_extension(extension)
+    )
+
+
+Header = tuple[str, str, str, str, str, str, str]  # the seven fields, CefEvent's first seven
+
+
+def header_fields(text: str) -> tuple[Header, str]:
+    """The seven header fields (unescaped) and the raw extension of a line; CefError as ``parse``."""
     fields, extension = split_header(text)
     if not _VERSION.match(fields[0]):
         raise CefError(f"CEF version is not a number ({fields[0][:20]!r})")
     version, vendor, product, device_version, signature_id, name, severity = map(unescape_header, fields)
-    return CefEvent(
-        version, vendor, product, device_version, signature_id, name, severity, parse_extension(extension)
-    )
+    return (version, vendor, product, device_version, signature_id, name, severity), extension
 
 
 # --- rendering -------------------------------------------------------------------------

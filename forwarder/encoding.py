@@ -119,6 +119,7 @@ class EventEncoder:
         self._json_renderer = (
             catofields.JsonRenderer(self.encoding, clock) if self.encoding in ("cef", "leef") else None
         )
+        self._cef_leef = catofields.CefLeefRenderer(clock) if self.encoding == "leef" else None
 
     # --- the header ------------------------------------------------------------------------
 
@@ -399,7 +400,7 @@ class EventEncoder:
             level = event.get("severity")
             severity = severities.get(level) if type(level) is str else None
             if severity is None:
-                severity = self._json_severity(level)
+                severity = self._severity_of(level)
             if moment is None or not event_time:
                 append(now[severity] + line.encode())
                 continue
@@ -424,14 +425,18 @@ class EventEncoder:
         if raw is None:
             return None
         try:
-            if record.kind == "cef":
+            if record.kind == "cef" and self._cef_leef is not None:
+                line, field, moment = self._cef_leef.line(raw.decode("utf-8", "surrogateescape"))
+                severity = self._severity_of(field)  # the same words and numbers
+                body = line.encode("utf-8", "surrogateescape")
+            elif record.kind == "cef":
                 # Only invalid_utf8: keep leaves bytes that need surrogateescape.
                 event = cef.parse(raw.decode("utf-8", "surrogateescape"))
                 severity, moment = severity_of_text(event.severity), cef.event_time(event, self._clock())
                 body = self._from_cef(event, raw)
             else:
                 obj = load_object(raw)
-                severity = self._json_severity(obj.get("severity"))
+                severity = self._severity_of(obj.get("severity"))
                 if self._json_renderer is not None:
                     line, moment = self._json_renderer.line(obj)
                     body = line.encode("utf-8", "surrogateescape")
@@ -451,7 +456,7 @@ class EventEncoder:
             return None
         return self._stamp(severity, moment, now) + body
 
-    def _json_severity(self, level: Any) -> int:
+    def _severity_of(self, level: Any) -> int:
         """The syslog severity of a JSON event's ``severity`` value (cached for text values)."""
         if level is None:
             return SEVERITY_NOTICE

@@ -244,3 +244,57 @@ def test_leef_sev_stays_within_1_to_10() -> None:
     assert [catofields.leef_severity(v) for v in ("0", "7", "007", "10", "11", "High", "²", "x")] == [
         "1", "7", "7", "10", "10", "8", None, None
     ]  # fmt: skip
+
+
+# --- CEF to LEEF: the same, from CEF lines -------------------------------------------------
+_CEF_KEYS = st.sampled_from(
+    ["rt", "end", "src", "spt", "srcPort", "name", "sev", "devTime", "cs1", "msg", "x"]
+)
+_CEF_VALUES = _TEXT.filter(lambda v: v.strip() == v) | st.sampled_from(
+    ["1589813380123", "Mon May 18 14:49:40 UTC 2020", "67767976233532800000", "soon", ""]
+)
+
+
+@st.composite
+def _cef_lines(draw: st.DrawFn) -> str:
+    """CEF lines as cef.render writes them (every escape), some with a key twice, some broken."""
+    severity = draw(st.sampled_from(["0", "5", "10", "11", "High", "Very-High", "Unknown", "", "weird|\\"]))
+    pairs = draw(st.lists(st.tuples(_CEF_KEYS, _CEF_VALUES), max_size=6))
+    header = [draw(_TEXT) for _ in range(5)]
+    line = cef.render(cef.CefEvent("0", *header, severity, {}))
+    line += " ".join(f"{k}={cef.escape_value(v)}" for k, v in pairs)  # a key may come twice
+    broken = [line[:-3], "CEF:x|" + line[6:]]
+    return line if draw(st.booleans()) else draw(st.sampled_from(broken))
+
+
+def general_cef_leef(text: str) -> tuple[str, str, int | None] | str:
+    try:
+        event = cef.parse(text)
+    except cef.CefError as exc:
+        return str(exc)
+    return leef.render(leef_from_cef(event, NOW)), event.severity, cef.event_time(event, NOW)
+
+
+@PROPERTY
+@given(lines=st.lists(_cef_lines(), min_size=1, max_size=4))
+def test_cef_leef_renderer_writes_what_the_general_functions_write(lines: list[str]) -> None:
+    """Byte for byte (and the same refusals), on first sight of a key list and from the caches."""
+    renderer = catofields.CefLeefRenderer(clock=lambda: NOW)
+    for text in lines + lines:
+        try:
+            found: tuple[str, str, int | None] | str = renderer.line(text)
+        except cef.CefError as exc:
+            found = str(exc)
+        assert found == general_cef_leef(text)
+
+
+def test_cef_leef_renderer_on_a_cato_event() -> None:
+    """rt becomes devTime, spt srcPort, the Severity number sev; escapes read and rewritten."""
+    text = "CEF:0|Cato Networks|Cato SASE Platform|1.0|Security|IPS|7|"
+    text += "rt=1589813380123 spt=443 msg=a\\=b c:\\\\new"
+    line, field, moment = catofields.CefLeefRenderer().line(text)
+    assert (field, moment) == ("7", 1589813380123)
+    assert line == (
+        "LEEF:2.0|Cato Networks|Cato SASE Platform|1.0|Security|x09|devTime=2020-05-18T14:49:40.123+0000\t"
+        "devTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ\tsev=7\tname=IPS\tsrcPort=443\tmsg=a=b c:\\\\new"
+    )
