@@ -44,6 +44,9 @@ class FailoverTransport:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transports = list(transports)
+        # Told of each collector's outcome (label, up, reason), the ones not active too:
+        # the pipeline passes them to its observers (collector_up per collector).
+        self.on_attempt: Callable[[str, bool, str], None] = lambda label, up, reason: None
         self._failback = failback_secs
         self._clock = clock
         self._active = 0
@@ -74,7 +77,9 @@ class FailoverTransport:
             self._transports[0].send(messages)
         except SendError as exc:
             log.debug("%s still failing: %s", self._transports[0].label, exc)
+            self.on_attempt(self._transports[0].label, False, str(exc))
             return
+        self.on_attempt(self._transports[0].label, True, "")
         log.warning("back on %s after %s", self._transports[0].label, self.label)
         self._transports[self._active].close()
         self._active = 0
@@ -85,14 +90,17 @@ class FailoverTransport:
             transport = self._transports[self._active]
             try:
                 action(transport)
-                return
             except SendError as exc:
+                self.on_attempt(transport.label, False, str(exc))
                 errors.append(str(exc))
                 following = (self._active + 1) % len(self._transports)
                 if following != self._active:
                     log.warning("%s; switching to %s", exc, self._transports[following].label)
                     transport.close()
                     self._active, self._since = following, self._clock()
+            else:
+                self.on_attempt(transport.label, True, "")
+                return
         raise SendError("no collector took the batch: " + "; ".join(errors))
 
     def close(self) -> None:

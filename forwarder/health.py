@@ -67,6 +67,7 @@ class Health(Observer):
         self._checked_at = -float("inf")  # when the collector was last sent to or probed
         self.collector_label = ""
         self.collector_check = Check(None, "not contacted yet")
+        self.collectors: dict[str, Check] = {}  # every collector heard of (failover: several)
         self.bucket_check = Check(None, "not listed yet")
         self.stuck_on: Failure | None = None
         self._stuck_since = 0.0
@@ -82,6 +83,7 @@ class Health(Observer):
     def collector(self, collector: str, up: bool, reason: str) -> None:
         self.collector_label = collector
         self.collector_check = Check(up, f"{collector} acknowledges" if up else reason)
+        self.collectors[collector] = self.collector_check
         self._checked_at = self._clock()
 
     def probe_due(self) -> bool:

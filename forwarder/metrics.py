@@ -27,7 +27,8 @@ delivered_file_timestamp_seconds   gauge      ... of the file delivered last
 checkpoint_sequence                gauge      the checkpoint's file sequence number
 checkpoint_records                 gauge      records of that file delivered
 checkpoint_complete                gauge      1 when that file is done
-collector_up{collector}            gauge      1 reachable, 0 not (NaN: not known yet)
+collector_up{collector}            gauge      1 reachable, 0 not, per collector heard of
+                                              (failover: each of output.hosts tried)
 bucket_up                          gauge      the same for the bucket
 stuck_seconds                      gauge      time held on a file that cannot be read
 ready                              gauge      1 when /readyz says ready
@@ -180,8 +181,8 @@ class _StateCollector(Collector):
             "1 when the collector acknowledges, 0 when not, NaN before.",
             labels=["collector"],
         )
-        if health.collector_label:
-            up.add_metric([health.collector_label], _flag(checks["collector"].ok))
+        for label, check in health.collectors.items():
+            up.add_metric([label], _flag(check.ok))
         yield up
         yield gauge("bucket_up", "1 when the last listing or download worked.", _flag(checks["bucket"].ok))
         yield gauge("stuck_seconds", "Seconds held on a file that cannot be read.", health.stuck_secs())

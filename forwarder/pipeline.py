@@ -120,6 +120,8 @@ class Pipeline:
         self.stats = RunStats()
         self.position: Position | None = store.load()
         self.observer = observer or Observer()  # metrics, health, progress: see forwarder.observer
+        if hasattr(transport, "on_attempt"):  # failover: every collector's outcome, not just the active one
+            transport.on_attempt = self.observer.collector
         if store.failure is not None:
             self.observer.bad_file(store.failure)
         self._paced_since = time.monotonic()

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import cast
+
 import pytest
 
+from forwarder.checkpoint import CheckpointStore
+from forwarder.config import parse_config
 from forwarder.errors import ConfigError, SendError
 from forwarder.failover import FailoverTransport, parse_hosts
+from forwarder.health import Check, Health
+from forwarder.metrics import Metrics
+from forwarder.observer import Fanout
+from forwarder.pipeline import Pipeline
+from forwarder.progress import Backlog
+from forwarder.source import S3Source
+from forwarder.syslog import SyslogEncoder
 
 
 @pytest.mark.parametrize(
@@ -74,3 +87,31 @@ def test_all_down_fails_the_batch() -> None:
     primary.down = secondary.down = True
     with pytest.raises(SendError, match="no collector took the batch: p: connection refused; s: connection"):
         FailoverTransport([primary, secondary], failback_secs=10).send([b"x"])
+
+
+def test_every_collectors_state_reaches_health_and_metrics(tmp_path: Path) -> None:
+    """collector_up shows each collector of the list: the failed primary 0 while the fallback
+    carries the events (1), and 1 again once failback finds it back."""
+    now = [0.0]
+    primary, secondary = Fake("tcp://p:514"), Fake("tcp://s:514")
+    failover = FailoverTransport([primary, secondary], failback_secs=10, clock=lambda: now[0])
+    health = Health(600, 5)
+    metrics = Metrics(Backlog(), health)
+    config = parse_config(f"source: {{bucket: b}}\ncheckpoint: {{path: {tmp_path / 'cp.json'}}}\n", env={})
+    store = CheckpointStore(config.checkpoint.path, "s3://b/")
+    source, observer = cast(S3Source, None), Fanout([health, metrics])
+    Pipeline(config, source, store, SyslogEncoder(config.output), failover, observer=observer)  # wires it
+
+    def up(label: str) -> float:
+        value = metrics.registry.get_sample_value("forwarder_collector_up", {"collector": label})
+        return math.nan if value is None else value
+
+    primary.down = True
+    failover.send([b"1"])
+    assert (up("tcp://p:514"), up("tcp://s:514")) == (0, 1)
+    assert health.checks()["collector"] == Check(True, "tcp://s:514 acknowledges")  # the active one
+    primary.down = False
+    now[0] = 11.0
+    failover.send([b"2"])
+    assert (up("tcp://p:514"), up("tcp://s:514")) == (1, 1)
+    assert failover.label == "tcp://p:514"
