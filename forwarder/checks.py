@@ -12,7 +12,7 @@ import yaml
 
 from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config, redacted, secret_values
-from forwarder.deadletter import dead_letter_path
+from forwarder.deadletter import dead_letter_path, summary
 from forwarder.errors import CredentialsError, ForwarderError
 from forwarder.logs import mask
 from forwarder.probe import ProbeSource
@@ -57,8 +57,7 @@ def _dead_letters(path: Path) -> tuple[bool, str]:
     if path.exists():
         if not os.access(path, os.W_OK):
             return False, f"{path} is not writable (records that cannot be sent would stop the forwarder)"
-        with open(path, "rb") as handle:
-            count = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+        count, _ = summary(path)
         return True, f"{path}: {count} records set aside so far (each line says why)"
     directory = path.parent
     while not directory.exists() and directory != directory.parent:

@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     status = add(
         "status",
         "Show where forwarding stands: position (file, record), files pending, "
-        "gaps seen, quarantined files, the file it is stuck on and the last error.",
+        "gaps seen, quarantined files, the file it is stuck on, the dead-letter file "
+        "(records set aside, the last one) and the last error.",
     )
     status.add_argument("--config", "-c", default=os.environ.get("FORWARDER_CONFIG"), help=config_help)
     status.add_argument("--json", action="store_true", help="one JSON object, for machines")

@@ -6,9 +6,10 @@
      "record": 6, "outcome": "skipped", "reason": "invalid JSON: ...", "text": "..."}
 
 ``outcome`` is ``skipped`` (not sent: not CEF/JSON, malformed, too long, invalid UTF-8 under
-``reject``, too big for the transport) or ``repaired`` (sent with changes: invalid UTF-8
-replaced). ``text`` is the record as read (invalid UTF-8 shown as U+FFFD); when it is not
-valid UTF-8, ``text_base64`` holds its exact bytes. ``record`` is its ordinal in the object.
+``reject``, too big for the transport), ``repaired`` (sent with changes: invalid UTF-8
+replaced) or ``truncated`` (sent cut to output.max_message_bytes). ``text`` is the record
+as read (invalid UTF-8 shown as U+FFFD); when it is not valid UTF-8, ``text_base64`` holds
+its exact bytes. ``record`` is its ordinal in the object.
 
 Lines are made durable (written, fsynced) before the checkpoint moves past their records: a
 crash can repeat a line (the records are read again), never lose one. A dead-letter file
@@ -22,6 +23,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from forwarder.checkpoint import now_text
 from forwarder.errors import CheckpointError
@@ -77,3 +79,20 @@ class DeadLetter:
             raise CheckpointError(f"{self.path}: cannot write the dead-letter file: {exc.strerror}") from exc
         self.written += len(self._pending)
         self._pending = []
+
+
+def summary(path: Path) -> tuple[int, dict[str, Any] | None]:
+    """(the lines in the dead-letter file at *path*, its last entry): (0, None) without a file.
+    Read in 1 MiB blocks; the last entry from the file's last 64 KiB."""
+    try:
+        with open(path, "rb") as handle:
+            count = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+            handle.seek(max(0, handle.tell() - 65536))
+            tail = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    except FileNotFoundError:
+        return 0, None
+    try:
+        last = json.loads(tail)
+    except ValueError:
+        return count, None
+    return count, last if isinstance(last, dict) else None

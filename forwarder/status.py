@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from forwarder.checkpoint import CheckpointStore, Position
 from forwarder.config import Config
+from forwarder.deadletter import dead_letter_path, summary
 from forwarder.errors import ConfigError, ForwarderError
 from forwarder.probe import ProbeSource
 from forwarder.source import S3Source
@@ -40,6 +41,9 @@ def gather_status(config: Config, source: S3Source) -> dict[str, Any]:
         "stuck_on": store.failure.__dict__ if store.failure else None,
         "last_error": store.last_error,
     }
+    letters = dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path)
+    count, last = summary(letters)
+    result["dead_letters"] = {"path": str(letters), "records": count, "last": last}
     if position is not None:
         result["position"] = {
             "sequence": position.sequence,
@@ -95,10 +99,18 @@ def show_status(config: Config, source: S3Source, as_json: bool = False, out: IO
     if stuck:
         lines.append(("stuck on", f"{stuck['key']}: {stuck['attempts']} failed attempts since "
                       f"{stuck['since']}: {stuck['reason']}"))  # fmt: skip
+    letters = status["dead_letters"]
+    text = f"{letters['records']} records in {letters['path']}"
+    last = letters["last"]
+    if last:
+        line = f" line {last.get('line')}" if last.get("line") else ""
+        what = f"{last.get('outcome')}, {last.get('reason')} ({last.get('at')})"
+        text += f"\n    last: {last.get('object')}{line}: {what}"
+    lines.append(("dead letters", text))
     error = status["last_error"]
     lines.append(("last error", f"{error['message']} ({error['at']})" if error else "none"))
     for name, value in lines:
-        print(f"{name + ':':<13}{value}", file=out)
+        print(f"{name + ':':<14}{value}", file=out)
 
 
 def read_vendor_state(path: Path) -> tuple[int, int]:

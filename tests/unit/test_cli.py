@@ -361,3 +361,24 @@ def test_check_exits_4_when_a_part_fails(
     lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the checks; then the config
     assert lines[-1].startswith("FAIL collector: tcp://127.0.0.1:")
     assert "connection refused" in lines[-1]
+
+
+def test_status_shows_the_dead_letter_file(
+    tmp_path: Path, bucket: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` says how many records were set aside, and the last one: where and why."""
+    letters = tmp_path / "dead.jsonl"
+    config = write_config(tmp_path, extra=f"parser:\n  dead_letter_path: {letters}\n")
+    assert run_main(["status", "--config", str(config)]) == 0
+    assert f"dead letters: 0 records in {letters}\n" in capsys.readouterr().out
+    first = {"at": "2026-11-28T07:00:00Z", "object": "s3://b/k1", "line": 3, "outcome": "skipped"}
+    first["reason"] = "a"
+    last = {**first, "object": "s3://b/k2", "line": 7, "outcome": "truncated", "reason": "too big"}
+    letters.write_text(json.dumps(first) + "\n" + json.dumps(last) + "\n")
+    assert run_main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"dead letters: 2 records in {letters}\n" in out
+    assert "    last: s3://b/k2 line 7: truncated, too big (2026-11-28T07:00:00Z)\n" in out
+    assert run_main(["status", "--config", str(config), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["dead_letters"]
+    assert shown == {"path": str(letters), "records": 2, "last": last}
