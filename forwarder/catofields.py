@@ -160,7 +160,7 @@ def leef_severity(value: str) -> str | None:
     word as its band's top."""
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return str(min(max(int(text), 1), 10))
+        return str(min(max(int(text), 1), 10)) if len(text.lstrip("0")) <= 2 else "10"
     return SEVERITY_WORDS.get(text.lower())
 
 

@@ -259,6 +259,13 @@ DAY_MS = 86_400_000
 END_MS = 253_402_300_800_000
 
 
+def epoch_digits(digits: str | bytes) -> int | None:
+    """A run of ASCII digits as epoch ms; None when it has more significant digits than any
+    time before END_MS (int() refuses numbers of over 4,300 digits: never asked to)."""
+    text = digits.decode("ascii") if isinstance(digits, bytes) else digits
+    return int(text) if len(text.lstrip("0")) <= len(str(END_MS)) else None
+
+
 def in_range(epoch_ms: int | None) -> int | None:
     """*epoch_ms* when it is a time from 1970 to 9999, else None."""
     return epoch_ms if epoch_ms is not None and 0 <= epoch_ms < END_MS else None
@@ -272,7 +279,7 @@ def parse_time(value: str, now: float | None = None) -> int | None:
 
 def _parse_time(value: str, now: float | None) -> int | None:
     if value.isascii() and value.isdigit():  # str.isdigit() also takes "²"
-        return int(value)
+        return epoch_digits(value)
     match = _DATE.match(value)
     if match:
         month = _MONTHS.get(match["mon"])

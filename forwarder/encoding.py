@@ -86,6 +86,10 @@ class EventEncoder:
         self.encoding = output.encoding
         self._parse_all = output.encoding != "passthrough" or parser.validate == "full"
         self._utf8 = parser.invalid_utf8
+        # Writing a parsed event back: only bytes kept as they were (invalid_utf8: keep) come
+        # back as surrogates; otherwise a surrogate came from a JSON \u escape and no UTF-8
+        # line can carry it (the record is rejected, and says so).
+        self._errors = "surrogateescape" if parser.invalid_utf8 == "keep" else "strict"
         self._header = output.header
         self._event_time = output.header_time == "event"
         self._clock = clock
@@ -175,7 +179,7 @@ class EventEncoder:
         if raw is None or not self._event_time:
             return None
         if raw.isdigit():
-            return int(raw)
+            return cef.epoch_digits(raw)
         moment = self._time_values.get(raw, -1)
         if moment == -1:
             moment = cef.parse_time(raw.decode("utf-8", "replace"), self._clock())
@@ -396,11 +400,15 @@ class EventEncoder:
             if event is None:
                 append(self._parsed(record, now, rejected, repaired))
                 continue
-            line, moment = line_of(event, plain)
-            level = event.get("severity")
-            severity = severities.get(level) if type(level) is str else None
-            if severity is None:
-                severity = self._severity_of(level)
+            try:
+                line, moment = line_of(event, plain)
+                level = event.get("severity")
+                severity = severities.get(level) if type(level) is str else None
+                if severity is None:
+                    severity = self._severity_of(level)
+            except ValueError:  # a value no rule expected: _parsed says why, never the batch
+                append(self._parsed(record, now, rejected, repaired))
+                continue
             if moment is None or not event_time:
                 append(now[severity] + line.encode())
                 continue
@@ -428,7 +436,7 @@ class EventEncoder:
             if record.kind == "cef" and self._cef_leef is not None:
                 line, field, moment = self._cef_leef.line(raw.decode("utf-8", "surrogateescape"))
                 severity = self._severity_of(field)  # the same words and numbers
-                body = line.encode("utf-8", "surrogateescape")
+                body = line.encode("utf-8", self._errors)
             elif record.kind == "cef":
                 # Only invalid_utf8: keep leaves bytes that need surrogateescape.
                 event = cef.parse(raw.decode("utf-8", "surrogateescape"))
@@ -439,7 +447,7 @@ class EventEncoder:
                 severity = self._severity_of(obj.get("severity"))
                 if self._json_renderer is not None:
                     line, moment = self._json_renderer.line(obj)
-                    body = line.encode("utf-8", "surrogateescape")
+                    body = line.encode("utf-8", self._errors)
                 else:
                     found = catofields.json_event_time(obj, self._clock())
                     moment = found[1] if found else None
@@ -471,11 +479,9 @@ class EventEncoder:
 
     def _from_cef(self, event: cef.CefEvent, raw: bytes) -> bytes:
         if self.encoding == "leef":
-            return leef.render(catofields.leef_from_cef(event, self._clock())).encode(
-                "utf-8", "surrogateescape"
-            )
+            return leef.render(catofields.leef_from_cef(event, self._clock())).encode("utf-8", self._errors)
         if self.encoding == "json":
-            return cef_as_json(event).encode("utf-8", "surrogateescape")
+            return cef_as_json(event).encode("utf-8", self._errors)
         return raw
 
 

@@ -158,6 +158,11 @@ class JsonSplitter:
                 pieces.append(self._bad(pos, resume, reason))
                 pos = resume
                 continue
+            except ValueError:  # int() refuses a number of over 4,300 digits
+                resume = self._resume_at(pos, pos)
+                pieces.append(self._bad(pos, resume, "JSON number too long to read (over 4,300 digits)"))
+                pos = resume
+                continue
             if isinstance(value, dict):
                 text = buf[pos:stop]
                 if "\n" in text:  # spread over lines: joined (raw line breaks only occur between tokens)
@@ -227,6 +232,8 @@ def parse_object(text: str) -> dict[str, Any]:
         raise ValueError(f"invalid JSON: {err.msg} (column {err.colno})") from None
     except RecursionError:
         raise ValueError("invalid JSON: nested too deeply") from None
+    except ValueError:  # int() refuses a number of over 4,300 digits
+        raise ValueError("JSON number too long to read (over 4,300 digits)") from None
     if not isinstance(value, dict):
         raise ValueError(f"not a JSON object (a value of type {type(value).__name__})")
     return value

@@ -35,7 +35,7 @@ def severity_of_field(field: bytes) -> int:
     """Syslog severity for the value of CEF's Severity field (a number or a word)."""
     value = field.strip().lower()
     if value.isdigit():
-        number = int(value)
+        number = int(value) if len(value.lstrip(b"0")) <= 3 else 1000  # no int() of 5,000 digits
         for highest, severity in _CEF_BANDS:
             if number <= highest:
                 return severity

@@ -388,12 +388,30 @@ def test_times_beyond_year_9999_do_not_stop_the_encoder(encoding: str) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["cef", "leef"])
-def test_a_lone_surrogate_escape_is_rejected_with_a_clear_reason(encoding: str) -> None:
-    """json reads "\\ud800" as a lone surrogate that no UTF-8 line can carry: the record is
-    rejected (dead-letter file) and says why, the others go on."""
-    records = [json_record(b'{"a": "\\ud800"}'), json_record({"a": "ok"}, 1)]
+@pytest.mark.parametrize("escape", ["ud800", "udc80"])  # udc80: what surrogateescape would write as a byte
+def test_a_lone_surrogate_escape_is_rejected_with_a_clear_reason(encoding: str, escape: str) -> None:
+    """json reads "\\ud800" (or "\\udc80") as a lone surrogate that no UTF-8 line can carry:
+    the record is rejected (dead-letter file) and says why, the others go on."""
+    records = [json_record(b'{"a": "\\' + escape.encode() + b'"}'), json_record({"a": "ok"}, 1)]
     encoded = encoder(f"  encoding: {encoding}\n").encode(records)
     assert [r.ordinal for r in encoded.records] == [1]
     assert [reason for _, reason in encoded.rejected] == [
-        "JSON string holds '\\ud800', a lone UTF-16 surrogate escape, which UTF-8 cannot carry"
+        f"JSON string holds '\\{escape}', a lone UTF-16 surrogate escape, which UTF-8 cannot carry"
     ]
+
+
+@pytest.mark.parametrize("encoding", ["passthrough", "cef", "leef", "json"])
+@pytest.mark.parametrize("validate", ["light", "full"])
+def test_numbers_of_thousands_of_digits_never_stop_the_encoder(encoding: str, validate: str) -> None:
+    """int() refuses over 4,300 digits: a time, severity or JSON number that long is no time
+    (stamped now), no known severity, or a rejected record with its reason, never an exception."""
+    big = "7" * 5000
+    records = [
+        json_record({"time": big, "severity": big, "a": 1}),
+        json_record(f'{{"time": {big}}}'.encode(), 1),
+        cef_record(f"CEF:0|a|b|c|d|e|{big}|rt={big} end={big}", 2),
+    ]
+    encoded = encoder(f"  encoding: {encoding}\n", f"  validate: {validate}\n").encode(records)
+    assert len(encoded.messages) + len(encoded.rejected) == len(records)
+    assert all(b" 2025-11-28T07:25:12.500Z " in m for m in encoded.messages)  # now, not the event's
+    assert all("over 4,300 digits" in reason for _, reason in encoded.rejected)

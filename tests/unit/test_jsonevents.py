@@ -311,3 +311,19 @@ def test_without_orjson_json_reads_everything(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(jsonevents, "orjson", None)
     assert read_object(b'{"a": 1}') == (None, False)
     assert load_object(b'{"a": 1}') == {"a": 1}
+
+
+def test_a_number_too_long_for_int_is_a_bad_record_not_a_crash() -> None:
+    """json's int() refuses over 4,300 digits: that value is a bad record at its place, with
+    the reason; reading goes on with the next line (as after invalid JSON)."""
+    big = b"1" * 5000
+    found = records_of(b'[{"a": ' + big + b'},\n{"b": 2}]\n{"c": 3}\n')
+    assert [(line, kind) for _, line, _, kind in found] == [(1, "bad"), (2, "json"), (3, "json")]
+    reason = parse_object_reason('{"a": ' + "1" * 5000 + "}")
+    assert reason == "JSON number too long to read (over 4,300 digits)"
+
+
+def parse_object_reason(text: str) -> str:
+    with pytest.raises(ValueError) as info:
+        parse_object(text)
+    return str(info.value)
