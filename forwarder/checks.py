@@ -54,10 +54,15 @@ def _check_probe(source: ProbeSource, config: Config, report: Callable[[bool, st
 def _dead_letters(path: Path) -> tuple[bool, str]:
     """(writable, what is there) for the dead-letter file, created on first use with its
     directories: so the file, else the nearest directory that exists, must be writable."""
+    if path.is_dir():
+        return False, f"{path} is a directory (parser.dead_letter_path names the file to append to)"
     if path.exists():
         if not os.access(path, os.W_OK):
             return False, f"{path} is not writable (records that cannot be sent would stop the forwarder)"
-        count, _ = summary(path)
+        try:
+            count, _ = summary(path)
+        except OSError as exc:
+            return False, f"{path} cannot be read ({exc.strerror})"
         return True, f"{path}: {count} records set aside so far (each line says why)"
     directory = path.parent
     while not directory.exists() and directory != directory.parent:

@@ -23,7 +23,7 @@ import base64
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from forwarder.checkpoint import now_text
 from forwarder.errors import CheckpointError
@@ -81,18 +81,36 @@ class DeadLetter:
         self._pending = []
 
 
+# A dead-letter line holds a record (up to parser.max_record_bytes, 1 MiB by default) twice
+# at most (as text, and in base64 when it is not UTF-8): its last line is looked for this far.
+_LAST_LINE_MAX = 16 << 20
+
+
 def summary(path: Path) -> tuple[int, dict[str, Any] | None]:
-    """(the lines in the dead-letter file at *path*, its last entry): (0, None) without a file.
-    Read in 1 MiB blocks; the last entry from the file's last 64 KiB."""
+    """(the lines in the dead-letter file at *path*, its last entry): (0, None) without a
+    file; OSError when it cannot be read. Counted in 1 MiB blocks; the last line is read
+    backwards from the end, 64 KiB at a time."""
     try:
         with open(path, "rb") as handle:
             count = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-            handle.seek(max(0, handle.tell() - 65536))
-            tail = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            tail = _last_line(handle)
     except FileNotFoundError:
         return 0, None
     try:
-        last = json.loads(tail)
+        last = json.loads(tail) if tail else None
     except ValueError:
         return count, None
     return count, last if isinstance(last, dict) else None
+
+
+def _last_line(handle: BinaryIO) -> bytes | None:
+    position, data = handle.seek(0, os.SEEK_END), b""
+    while position > 0 and len(data) < _LAST_LINE_MAX:
+        step = min(65536, position)
+        position -= step
+        handle.seek(position)
+        data = handle.read(step) + data
+        body = data.rstrip(b"\n")
+        if b"\n" in body or position == 0:
+            return body.rsplit(b"\n", 1)[-1]
+    return None

@@ -42,8 +42,11 @@ def gather_status(config: Config, source: S3Source) -> dict[str, Any]:
         "last_error": store.last_error,
     }
     letters = dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path)
-    count, last = summary(letters)
-    result["dead_letters"] = {"path": str(letters), "records": count, "last": last}
+    try:
+        count, last = summary(letters)
+        result["dead_letters"] = {"path": str(letters), "records": count, "last": last}
+    except OSError as exc:
+        result["dead_letters"] = {"path": str(letters), "records": None, "last": None, "error": exc.strerror}
     if position is not None:
         result["position"] = {
             "sequence": position.sequence,
@@ -101,6 +104,8 @@ def show_status(config: Config, source: S3Source, as_json: bool = False, out: IO
                       f"{stuck['since']}: {stuck['reason']}"))  # fmt: skip
     letters = status["dead_letters"]
     text = f"{letters['records']} records in {letters['path']}"
+    if letters.get("error"):
+        text = f"{letters['path']} cannot be read ({letters['error']})"
     last = letters["last"]
     if last:
         line = f" line {last.get('line')}" if last.get("line") else ""

@@ -382,3 +382,22 @@ def test_status_shows_the_dead_letter_file(
     assert run_main(["status", "--config", str(config), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["dead_letters"]
     assert shown == {"path": str(letters), "records": 2, "last": last}
+
+
+def test_dead_letter_file_edge_cases(
+    tmp_path: Path, bucket: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A last line longer than one read (a 1 MiB record) is still found; a directory where the
+    file should be is a FAIL line in check and a line in status, never a traceback."""
+    letters = tmp_path / "dead.jsonl"
+    config = write_config(tmp_path, extra=f"parser:\n  dead_letter_path: {letters}\n")
+    big = {"at": "2026-11-28T07:00:00Z", "object": "s3://b/k", "outcome": "skipped", "reason": "x" * 200_000}
+    letters.write_text('{"reason": "first"}\n' + json.dumps(big) + "\n")
+    assert run_main(["status", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dead_letters"]["last"] == big
+    letters.unlink()
+    letters.mkdir()
+    assert run_main(["check", "--config", str(config)]) == 4
+    assert f"FAIL dead letters: {letters} is a directory" in capsys.readouterr().out
+    assert run_main(["status", "--config", str(config)]) == 0
+    assert f"dead letters: {letters} cannot be read (Is a directory)" in capsys.readouterr().out
