@@ -16,7 +16,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,21 +434,36 @@ def _check_message_size(output: OutputConfig) -> None:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the
-    last silently: a second ``output:`` section would replace the first)."""
+    last silently: a second ``output:`` section would replace the first). Checked on the
+    document as written, before merge keys (``<<: *defaults``) are expanded."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults": keys given here win
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # the safe loader reports it
-            if key in seen:
-                problem = f"{key!r} is given twice (the second would replace the first)"
-                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _refuse_repeated_keys(node)
+        return node
+
+
+def _refuse_repeated_keys(root: yaml.Node) -> None:
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # an alias: the same node again
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                stack += [key, value]
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if (key.tag, key.value) in keys:
+                    problem = f"{key.value!r} is given twice (the second would replace the first)"
+                    raise yaml.constructor.ConstructorError(None, None, problem, key.start_mark)
+                keys.add((key.tag, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 def parse_config(text: str, origin: str = "<config>", env: Mapping[str, str] | None = None) -> Config:

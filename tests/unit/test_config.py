@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
+from forwarder import config as config_module
 from forwarder.config import Config, load_config, parse_config, redacted, substitute_env
 from forwarder.errors import ConfigError
 
@@ -511,7 +513,11 @@ def test_bad_message_size_settings_are_refused(output: str, expected: str) -> No
 
 
 def test_merge_keys_still_override() -> None:
-    """YAML merge keys ("<<: *defaults") are not duplicates: the keys given beside them win."""
+    """YAML merge keys ("<<: *defaults") are not duplicates: the keys given beside them win,
+    also when a merged mapping merges another (found in review: the check once ran after
+    PyYAML had expanded the merge in place, and saw the key twice)."""
+    nested = "a:\n  b: &mid\n    <<: {k: 1}\n    k: 2\nc:\n  <<: *mid\n"
+    assert yaml.load(nested, Loader=config_module._UniqueKeyLoader) == yaml.safe_load(nested)  # noqa: S506
     text = "source:\n  bucket: b\noutput:\n  <<: {port: 1514, host: a}\n  host: siem\n"
     config = parse_config(text, env={})
     assert (config.output.host, config.output.port) == ("siem", 1514)
