@@ -55,6 +55,11 @@ class FailoverTransport:
         self.max_message_bytes: int | None = min(limits) if limits else None
 
     @property
+    def labels(self) -> list[str]:
+        """Every collector, in order."""
+        return [transport.label for transport in self._transports]
+
+    @property
     def label(self) -> str:
         """The active collector."""
         return self._transports[self._active].label

@@ -26,7 +26,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,7 +67,7 @@ class Health(Observer):
         self._checked_at = -float("inf")  # when the collector was last sent to or probed
         self.collector_label = ""
         self.collector_check = Check(None, "not contacted yet")
-        self.collectors: dict[str, Check] = {}  # every collector heard of (failover: several)
+        self.collector_checks: dict[str, Check] = {}  # every collector heard of (failover: several)
         self.bucket_check = Check(None, "not listed yet")
         self.stuck_on: Failure | None = None
         self._stuck_since = 0.0
@@ -80,10 +80,17 @@ class Health(Observer):
     def send_failed(self, collector: str, events: int, reason: str) -> None:
         self.collector(collector, False, reason)
 
+    def collectors(self, labels: Sequence[str]) -> None:
+        """Forget the collectors no longer configured (a reload): no stale collector_up."""
+        checks = self.collector_checks
+        self.collector_checks = {label: checks[label] for label in labels if label in checks}
+        if self.collector_label not in labels:
+            self.collector_label, self.collector_check = "", Check(None, "not contacted yet")
+
     def collector(self, collector: str, up: bool, reason: str) -> None:
         self.collector_label = collector
         self.collector_check = Check(up, f"{collector} acknowledges" if up else reason)
-        self.collectors[collector] = self.collector_check
+        self.collector_checks[collector] = self.collector_check
         self._checked_at = self._clock()
 
     def probe_due(self) -> bool:

@@ -181,7 +181,7 @@ class _StateCollector(Collector):
             "1 when the collector acknowledges, 0 when not, NaN before.",
             labels=["collector"],
         )
-        for label, check in health.collectors.items():
+        for label, check in list(health.collector_checks.items()):  # one C call: no race with the pipeline
             up.add_metric([label], _flag(check.ok))
         yield up
         yield gauge("bucket_up", "1 when the last listing or download worked.", _flag(checks["bucket"].ok))

@@ -36,6 +36,9 @@ class Observer:
     def skipped(self, reason: str) -> None:
         """One record will never be forwarded (*reason*: bad_record, too_big); it was logged."""
 
+    def collectors(self, labels: Sequence[str]) -> None:
+        """The collectors the pipeline sends to (several with failover); a reload may change them."""
+
     def altered(self, reason: str) -> None:
         """One event is sent with its text changed (*reason*: invalid_utf8 replaced, or
         truncated or split by output.oversize); it went to the dead-letter file too."""
@@ -94,6 +97,10 @@ class Fanout(Observer):
     def skipped(self, reason: str) -> None:
         for observer in self.observers:
             observer.skipped(reason)
+
+    def collectors(self, labels: Sequence[str]) -> None:
+        for observer in self.observers:
+            observer.collectors(labels)
 
     def altered(self, reason: str) -> None:
         for observer in self.observers:

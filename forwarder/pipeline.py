@@ -122,6 +122,7 @@ class Pipeline:
         self.observer = observer or Observer()  # metrics, health, progress: see forwarder.observer
         if hasattr(transport, "on_attempt"):  # failover: every collector's outcome, not just the active one
             transport.on_attempt = self.observer.collector
+        self.observer.collectors(getattr(transport, "labels", [transport.label]))
         if store.failure is not None:
             self.observer.bad_file(store.failure)
         self._paced_since = time.monotonic()

@@ -115,3 +115,9 @@ def test_every_collectors_state_reaches_health_and_metrics(tmp_path: Path) -> No
     failover.send([b"2"])
     assert (up("tcp://p:514"), up("tcp://s:514")) == (1, 1)
     assert failover.label == "tcp://p:514"
+
+    # A reload (SIGHUP) with another list: the same observers, a new pipeline; the collectors
+    # no longer configured leave the metric instead of showing their last value forever.
+    other = FailoverTransport([Fake("tcp://p:514"), Fake("tcp://t:514")], failback_secs=10)
+    Pipeline(config, source, store, SyslogEncoder(config.output), other, observer=observer)
+    assert math.isnan(up("tcp://s:514")) and up("tcp://p:514") == 1 and math.isnan(up("tcp://t:514"))
