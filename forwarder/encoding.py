@@ -119,7 +119,7 @@ class EventEncoder:
         self._epoch_stamps: dict[bytes, bytes] = {}
         self._date_stamps: dict[bytes, bytes] = {}
         self._time_values: dict[bytes, int | None] = {}  # a raw time value -> epoch ms
-        self._json_severities: dict[str, int] = {}
+        self._severities: dict[str, int] = {}
         self._json_renderer = (
             catofields.JsonRenderer(self.encoding, clock) if self.encoding in ("cef", "leef") else None
         )
@@ -389,7 +389,7 @@ class EventEncoder:
         UTF-8 check stands for the policy's: it reads valid UTF-8 only); the others, and CEF
         records, through _parsed."""
         assert self._json_renderer is not None
-        line_of, severities = self._json_renderer.line, self._json_severities
+        line_of, severities = self._json_renderer.line, self._severities
         # The header as _stamp makes it, inline (~0.3 µs an event less): by epoch second.
         event_time = self._event_time and self._header != "none"
         pri, tails, seconds_of = self._pri, self._ms_list, self._int_stamps
@@ -465,16 +465,17 @@ class EventEncoder:
         return self._stamp(severity, moment, now) + body
 
     def _severity_of(self, level: Any) -> int:
-        """The syslog severity of a JSON event's ``severity`` value (cached for text values)."""
+        """The syslog severity of an event's severity value (JSON ``severity``, CEF Severity;
+        cached for text values)."""
         if level is None:
             return SEVERITY_NOTICE
         if type(level) is not str:
             return severity_of_text(catofields.value_text(level))
-        severity = self._json_severities.get(level)
+        severity = self._severities.get(level)
         if severity is None:
-            if len(self._json_severities) >= _CACHE_ENTRIES:
-                self._json_severities.clear()
-            severity = self._json_severities[level] = severity_of_text(level)
+            if len(self._severities) >= _CACHE_ENTRIES:
+                self._severities.clear()
+            severity = self._severities[level] = severity_of_text(level)
         return severity
 
     def _from_cef(self, event: cef.CefEvent, raw: bytes) -> bytes:
