@@ -155,6 +155,7 @@ def cef_from_json(event: dict[str, Any], now: float | None = None) -> CefEvent:
     )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1024)  # events repeat their severities
 def leef_severity(value: str) -> str | None:
     """LEEF sev (1-10) for a CEF/Cato severity: a number as it is (0 as 1, above 10 as 10), a
     word as its band's top."""
@@ -232,7 +233,6 @@ def leef_from_cef(event: CefEvent, now: float | None = None) -> LeefEvent:
 _CACHED = 1024  # entries kept per cache (the exporter writes a few dozen field lists)
 _CACHEABLE = (str, type(None))  # values that heads are cached by (True == 1: ints are left out)
 _PLAIN = frozenset((str, int, float))  # values written as str(value) (True is written "true")
-_UNSEEN: Any = object()  # not in the cache
 _MARK = "\0"
 
 
@@ -274,7 +274,6 @@ class JsonRenderer:
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
         self._cef_heads: dict[tuple[Any, ...], str] = {}  # by type, sub-type and severity
         self._leef_heads: dict[str, str] = {}  # by type
-        self._leef_sev: dict[str | None, str | None] = {}
 
     def line(self, event: dict[str, Any], plain: bool = False) -> tuple[str, int | None]:
         """(the line, the event's time); *plain*: every member is known to be a string or
@@ -339,7 +338,7 @@ class JsonRenderer:
             marked = shape.template % values
             if plain or marked.count(_MARK) == shape.marks:  # no value holds NUL
                 if "\\" in marked or "=" in marked or "\r" in marked or "\n" in marked:
-                    marked = cef.escape_values(marked)
+                    marked = cef.escape_value(marked)
                 return head + marked.replace(_MARK, "=")
         texts = self._texts(values)
         if texts is None:
@@ -350,11 +349,7 @@ class JsonRenderer:
         self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
     ) -> str | None:
         severity = event.get("severity")
-        sev = self._leef_sev.get(severity, _UNSEEN) if type(severity) in _CACHEABLE else _UNSEEN
-        if sev is _UNSEEN:
-            sev = leef_severity(value_text(severity)) if severity is not None else None
-            if type(severity) in _CACHEABLE:
-                _put_cached(self._leef_sev, severity, sev)
+        sev = None if severity is None else leef_severity(value_text(severity))
         event_type = event.get("event_type")
         head = self._leef_heads.get(event_type) if type(event_type) is str else None
         if head is None:
@@ -417,7 +412,6 @@ class CefLeefRenderer:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._keys: dict[tuple[str, ...], _CefKeys] = {}
-        self._sev: dict[str, str | None] = {}
 
     def line(self, text: str) -> tuple[str, str, int | None]:
         header, extension = cef.header_fields(text)
@@ -438,9 +432,7 @@ class CefLeefRenderer:
             )
         rt = values[known.rt] if known.rt >= 0 else ""
         moment = cef.parse_time(rt, self._clock()) if rt else None
-        sev = self._sev.get(severity, _UNSEEN)
-        if sev is _UNSEEN:
-            sev = _put_cached(self._sev, severity, leef_severity(severity))
+        sev = leef_severity(severity)
         kept = sev is None and bool(severity)  # a Severity word LEEF has no number for
         flags = (moment is not None, sev is not None, kept)
         shape = known.shapes.get(flags) or self._shape(known, keys, flags)

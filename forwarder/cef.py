@@ -65,17 +65,11 @@ def escape_header(value: str) -> str:
     return value
 
 
-def escape_value(value: str) -> str:
-    """An extension value as CEF writes it: ``\\``, ``=`` escaped, CR and LF as ``\\r``, ``\\n``."""
-    if "\\" in value or "=" in value or "\r" in value or "\n" in value:
-        return value.replace("\\", "\\\\").replace("=", "\\=").replace("\r", "\\r").replace("\n", "\\n")
-    return value
-
-
-def escape_values(text: str) -> str:
-    """``escape_value`` for values joined by a character none of them holds (a line's values
-    at once). Each replace() only for a character that is there: a test costs ~0.01 µs, a
-    replace() that finds nothing in 600 characters of non-ASCII text ~0.15."""
+def escape_value(text: str) -> str:
+    """An extension value as CEF writes it: ``\\``, ``=`` escaped, CR and LF as ``\\r``, ``\\n``.
+    Also a line's values at once, joined by a character none of them holds. Each replace()
+    only for a character that is there: a test costs ~0.01 µs, a replace() that finds
+    nothing in 600 characters of non-ASCII text ~0.15."""
     if "\\" in text:
         text = text.replace("\\", "\\\\")
     if "=" in text:

@@ -31,6 +31,7 @@ invalid UTF-8 is replaced (U+FFFD, the record *repaired*) or rejected per
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -72,6 +73,7 @@ class Encoded(NamedTuple):
     repaired: list[tuple[Record, str]]  # sent with their text changed, and why
 
 
+@functools.lru_cache(maxsize=1024)  # events repeat their severities
 def severity_of_text(value: str) -> int:
     """Syslog severity for an event's severity value (CEF's 0-10 bands and words)."""
     word = _WORDS.get(value.strip().lower())
@@ -119,7 +121,6 @@ class EventEncoder:
         self._epoch_stamps: dict[bytes, bytes] = {}
         self._date_stamps: dict[bytes, bytes] = {}
         self._time_values: dict[bytes, int | None] = {}  # a raw time value -> epoch ms
-        self._severities: dict[str, int] = {}
         self._json_renderer = (
             catofields.JsonRenderer(self.encoding, clock) if self.encoding in ("cef", "leef") else None
         )
@@ -163,9 +164,15 @@ class EventEncoder:
             return b""
         if epoch_ms is not None and self._event_time:
             seconds, millis = divmod(epoch_ms, 1000)
-            stamp = self._after_pri(b"%d" % seconds)
-            if stamp is not None:
-                return self._pri[severity] + stamp + self._ms_tails[b"%03d" % millis]
+            stamp = self._int_stamps.get(seconds)  # by the number: no b"%d" per event
+            if stamp is None:
+                stamp = self._after_pri(b"%d" % seconds)
+                if stamp is None:  # no time RFC 5424 can write
+                    return now[severity]
+                if len(self._int_stamps) >= _CACHE_ENTRIES:
+                    self._int_stamps.clear()
+                self._int_stamps[seconds] = stamp
+            return self._pri[severity] + stamp + self._ms_list[millis]
         return now[severity]
 
     def _now_heads(self) -> list[bytes]:
@@ -389,10 +396,7 @@ class EventEncoder:
         UTF-8 check stands for the policy's: it reads valid UTF-8 only); the others, and CEF
         records, through _parsed."""
         assert self._json_renderer is not None
-        line_of, severities = self._json_renderer.line, self._severities
-        # The header as _stamp makes it, inline (~0.3 µs an event less): by epoch second.
-        event_time = self._event_time and self._header != "none"
-        pri, tails, seconds_of = self._pri, self._ms_list, self._int_stamps
+        line_of, severity_of, stamp = self._json_renderer.line, self._severity_of, self._stamp
         messages: list[bytes | None] = []
         append = messages.append
         for record in records:
@@ -402,27 +406,11 @@ class EventEncoder:
                 continue
             try:
                 line, moment = line_of(event, plain)
-                level = event.get("severity")
-                severity = severities.get(level) if type(level) is str else None
-                if severity is None:
-                    severity = self._severity_of(level)
+                severity = severity_of(event.get("severity"))
             except ValueError:  # a value no rule expected: _parsed says why, never the batch
                 append(self._parsed(record, now, rejected, repaired))
                 continue
-            if moment is None or not event_time:
-                append(now[severity] + line.encode())
-                continue
-            seconds, millis = divmod(moment, 1000)
-            stamp = seconds_of.get(seconds)
-            if stamp is None:
-                stamp = self._after_pri(b"%d" % seconds)
-                if stamp is None:  # no time RFC 5424 can write
-                    append(now[severity] + line.encode())
-                    continue
-                if len(seconds_of) >= _CACHE_ENTRIES:
-                    seconds_of.clear()
-                seconds_of[seconds] = stamp
-            append(pri[severity] + stamp + tails[millis] + line.encode())
+            append(stamp(severity, moment, now) + line.encode())
         return messages
 
     def _parsed(
@@ -464,19 +452,12 @@ class EventEncoder:
             return None
         return self._stamp(severity, moment, now) + body
 
-    def _severity_of(self, level: Any) -> int:
-        """The syslog severity of an event's severity value (JSON ``severity``, CEF Severity;
-        cached for text values)."""
+    @staticmethod
+    def _severity_of(level: Any) -> int:
+        """The syslog severity of an event's severity value (JSON ``severity``, CEF Severity)."""
         if level is None:
             return SEVERITY_NOTICE
-        if type(level) is not str:
-            return severity_of_text(catofields.value_text(level))
-        severity = self._severities.get(level)
-        if severity is None:
-            if len(self._severities) >= _CACHE_ENTRIES:
-                self._severities.clear()
-            severity = self._severities[level] = severity_of_text(level)
-        return severity
+        return severity_of_text(level if type(level) is str else catofields.value_text(level))
 
     def _from_cef(self, event: cef.CefEvent, raw: bytes) -> bytes:
         if self.encoding == "leef":
