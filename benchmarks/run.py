@@ -148,11 +148,9 @@ def timed(
     return start, end, float(user) + float(system), int(max_kib) * 1024
 
 
-def run_baseline(
-    s3: S3Server, sink: Sink, dataset: datasets.DataSet, variant: str, work: Path, timeout: float
-) -> Run:
-    env = {**os.environ, **s3.env(), "ZIP_PASSWORD": datasets.PASSWORD if variant.startswith("pw") else ""}
-    argv = [
+def baseline_argv(s3: S3Server, sink: Sink, variant: str, work: Path) -> list[str]:
+    """baseline.sh for the objects of *variant*, into *sink*."""
+    return [
         "bash",
         str(HERE / "baseline.sh"),
         s3.endpoint_url,
@@ -161,7 +159,15 @@ def run_baseline(
         str(sink.port),
         str(work),
     ]
-    start, end, cpu, rss = timed(argv, env, work / f"baseline-{variant}.log", timeout)
+
+
+def run_baseline(
+    s3: S3Server, sink: Sink, dataset: datasets.DataSet, variant: str, work: Path, timeout: float
+) -> Run:
+    env = {**os.environ, **s3.env(), "ZIP_PASSWORD": datasets.PASSWORD if variant.startswith("pw") else ""}
+    start, end, cpu, rss = timed(
+        baseline_argv(s3, sink, variant, work), env, work / f"baseline-{variant}.log", timeout
+    )
     report = sink.report()
     if report["bytes"] != dataset.text_bytes or report["newlines"] != dataset.events:
         raise RuntimeError(f"baseline delivered {report}, expected {dataset.text_bytes} bytes")
@@ -174,16 +180,9 @@ def run_baseline(
 def download_seconds(s3: S3Server, sink: Sink, variant: str, work: Path, timeout: float) -> float:
     """How long the baseline's downloads alone take: the S3 endpoint's share of a run."""
     env = {**os.environ, **s3.env(), "DOWNLOAD_ONLY": "1"}
-    argv = [
-        "bash",
-        str(HERE / "baseline.sh"),
-        s3.endpoint_url,
-        BUCKET,
-        f"{variant}/",
-        str(sink.port),
-        str(work),
-    ]
-    start, end, _, _ = timed(argv, env, work / f"download-{variant}.log", timeout)
+    start, end, _, _ = timed(
+        baseline_argv(s3, sink, variant, work), env, work / f"download-{variant}.log", timeout
+    )
     sink.report()  # the connection it opened and closed, empty
     return end - start
 
