@@ -28,8 +28,8 @@ sys.path.insert(0, str(TREE))
 from events import cef_lines, json_lines  # noqa: E402
 
 from forwarder.config import parse_config  # noqa: E402
-from forwarder.encoding import EventEncoder  # noqa: E402
-from forwarder.records import Record  # noqa: E402
+from forwarder.formats.encoder import EventEncoder  # noqa: E402
+from forwarder.formats.records import Record  # noqa: E402
 
 BATCH = 1000
 CONVERSIONS = (("json", "passthrough"), ("json", "cef"), ("json", "leef"), ("cef", "json"), ("cef", "leef"))

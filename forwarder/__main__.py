@@ -2,6 +2,6 @@
 
 import sys
 
-from forwarder.cli import main
+from forwarder.commands.cli import main
 
 sys.exit(main())

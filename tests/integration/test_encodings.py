@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from forwarder import cef, leef
-from forwarder.jsonevents import cef_from_json
+from forwarder.formats import cef, leef
+from forwarder.formats.jsonevents import cef_from_json
+from forwarder.formats.syslog import severity_of_field
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
-from forwarder.syslog import severity_of_field
 from tests.support.backlog import BUCKET, PREFIX, RFC5424, forwarder, write_config
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from forwarder.oversize import split
+from forwarder.formats.oversize import split
 from forwarder.samples import cef_event, exporter_key, make_zip
 from tests.support.backlog import (
     BUCKET,

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from forwarder.formats.syslog import cef_severity
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
-from forwarder.syslog import cef_severity
 
 BUCKET = "cato-logs"
 PREFIX = "ACCESSKEY/"

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.archive: zip, gzip or plain objects opened as member streams."""
+"""Unit tests for forwarder.formats.archive: zip, gzip or plain objects opened as member streams."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from forwarder import archive as archive_module
-from forwarder.archive import ZipCryptoStream, archive_kind, fast_decrypter, open_members
 from forwarder.errors import FetchError
-from forwarder.records import split_records
+from forwarder.formats import archive as archive_module
+from forwarder.formats.archive import ZipCryptoStream, archive_kind, fast_decrypter, open_members
+from forwarder.formats.records import split_records
 from forwarder.samples import ZipCryptoEncrypter, cef_event, make_zip
 
 LABEL = "s3://cato-logs/CATO00000000000000000001.zip"

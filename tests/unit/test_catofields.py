@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.catofields: Cato's JSON and CEF events mapped to CEF and LEEF."""
+"""Unit tests for forwarder.formats.catofields: Cato's JSON and CEF events mapped to CEF and LEEF."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import catofields, cef, leef
-from forwarder.catofields import (
+from forwarder.formats import catofields, cef, leef
+from forwarder.formats.catofields import (
     DEVTIME_FORMAT,
     JsonRenderer,
     cef_from_json,

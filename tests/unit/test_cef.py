@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.cef: CEF parsed and written to the letter (rev 25), and its times."""
+"""Unit tests for forwarder.formats.cef: CEF parsed and written to the letter (rev 25), and its times."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import cef
-from forwarder.cef import CefError, CefEvent
+from forwarder.formats import cef
+from forwarder.formats.cef import CefError, CefEvent
 
 # No "explain" phase: it imports libcst, whose DeprecationWarning the warnings-as-errors
 # setting would turn into an internal error that hides the real failure.

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.checkpoint: versioned JSON, atomic writes, loud errors, a lock."""
+"""Unit tests for forwarder.core.checkpoint: versioned JSON, atomic writes, loud errors, a lock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.checkpoint import CheckpointStore, Position
+from forwarder.core.checkpoint import CheckpointStore, Position
 from forwarder.errors import CheckpointError
 
 SOURCE = "s3://cato-logs/KEY/"

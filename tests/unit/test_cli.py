@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.cli: exit codes, one-line errors, help; S3 replaced by a fake client."""
+"""Unit tests for forwarder.commands.cli: exit codes, one-line errors, help; S3 replaced by a fake client."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from botocore.response import StreamingBody
 
-from forwarder import cli
-from forwarder.checkpoint import CheckpointStore, Position
-from forwarder.cli import main
+from forwarder.commands import cli
+from forwarder.commands.cli import main
 from forwarder.config import SourceConfig
+from forwarder.core.checkpoint import CheckpointStore, Position
 from forwarder.samples import make_zip
 
 NOISY = ("botocore", "boto3", "s3transfer", "urllib3")

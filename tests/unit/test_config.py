@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forwarder import config as config_module
 from forwarder.config import Config, load_config, parse_config, redacted, substitute_env
+from forwarder.config import loader as config_module
 from forwarder.errors import ConfigError
 
 MINIMAL = "source:\n  bucket: cato-logs\n"

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.deadletter and the pipeline's use of it: nothing dropped without a trace."""
+"""Unit tests for forwarder.core.deadletter and the pipeline's use of it: nothing dropped without a trace."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any, cast
 
 import pytest
 
-from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config, parse_config
-from forwarder.deadletter import DeadLetter, dead_letter_path
-from forwarder.encoding import EventEncoder
+from forwarder.core.checkpoint import CheckpointStore
+from forwarder.core.deadletter import DeadLetter, dead_letter_path
+from forwarder.core.pipeline import Pipeline
 from forwarder.errors import CheckpointError, SendError
-from forwarder.pipeline import Pipeline
-from forwarder.records import Record
+from forwarder.formats.encoder import EventEncoder
+from forwarder.formats.records import Record
 from forwarder.samples import make_zip
-from forwarder.source import LogObject, S3Source
+from forwarder.sources.s3 import LogObject, S3Source
 
 BUCKET, KEY = "cato-logs", "KEY/CATO00000000000000000007.zip"
 

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.encoding: the header from the event, the encodings, what is refused."""
+"""Unit tests for forwarder.formats.encoder: the header from the event, the encodings, what is refused."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import cef, jsonevents, leef
-from forwarder.cef import CefEvent
 from forwarder.config import Config, parse_config
-from forwarder.encoding import EventEncoder
 from forwarder.errors import ConfigError
-from forwarder.jsonevents import cef_from_json
-from forwarder.records import Record
-from forwarder.syslog import SyslogEncoder
+from forwarder.formats import cef, jsonevents, leef
+from forwarder.formats.cef import CefEvent
+from forwarder.formats.encoder import EventEncoder
+from forwarder.formats.jsonevents import cef_from_json
+from forwarder.formats.records import Record
+from forwarder.formats.syslog import SyslogEncoder
 
 PROPERTY = settings(
     database=None, max_examples=200, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
@@ -285,7 +285,7 @@ def test_header_none_passthrough_does_not_look_into_cef() -> None:
 @PROPERTY
 @given(seconds=st.integers(0, 253_402_300_799), header=st.sampled_from(["rfc5424", "rfc3164"]))
 def test_cached_second_stamps_are_the_syslog_modules_format(seconds: int, header: str) -> None:
-    """The per-second header part is byte for byte what forwarder.syslog writes for that time."""
+    """The per-second header part is byte for byte what forwarder.formats.syslog writes for that time."""
     enc = encoder(f"  header: {header}\n")
     stamp = enc._after_pri(b"%d" % seconds)
     assert stamp is not None

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.failover: host lists, switching, failing back."""
+"""Unit tests for forwarder.transports.failover: host lists, switching, failing back."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from typing import cast
 
 import pytest
 
-from forwarder.checkpoint import CheckpointStore
 from forwarder.config import parse_config
+from forwarder.core.checkpoint import CheckpointStore
+from forwarder.core.observer import Fanout
+from forwarder.core.pipeline import Pipeline
 from forwarder.errors import ConfigError, SendError
-from forwarder.failover import FailoverTransport, parse_hosts
-from forwarder.health import Check, Health
-from forwarder.metrics import Metrics
-from forwarder.observer import Fanout
-from forwarder.pipeline import Pipeline
-from forwarder.progress import Backlog
-from forwarder.source import S3Source
-from forwarder.syslog import SyslogEncoder
+from forwarder.formats.syslog import SyslogEncoder
+from forwarder.observe.health import Check, Health
+from forwarder.observe.metrics import Metrics
+from forwarder.observe.progress import Backlog
+from forwarder.sources.s3 import S3Source
+from forwarder.transports.failover import FailoverTransport, parse_hosts
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.health: readiness from the pipeline's outcomes, and the HTTP endpoint."""
+"""Unit tests for forwarder.observe.health: readiness from the pipeline's outcomes, and the HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from forwarder.checkpoint import Failure, Position
+from forwarder.core.checkpoint import Failure, Position
 from forwarder.errors import ConfigError, FetchError
-from forwarder.health import Endpoint, Health
-from forwarder.source import LogObject
+from forwarder.observe.health import Endpoint, Health
+from forwarder.sources.s3 import LogObject
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.jsonevents: JSON lines and documents split into records, JSON written."""
+"""Unit tests for forwarder.formats.jsonevents: JSON lines and documents split into records, JSON written."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import jsonevents
-from forwarder.archive import Member
-from forwarder.cef import CefEvent
-from forwarder.jsonevents import (
+from forwarder.formats import jsonevents
+from forwarder.formats.archive import Member
+from forwarder.formats.cef import CefEvent
+from forwarder.formats.jsonevents import (
     CEF_JSON_KEYS,
     JsonSplitter,
     cef_as_json,
@@ -24,7 +24,7 @@ from forwarder.jsonevents import (
     read_object,
     render_json,
 )
-from forwarder.records import Record, split_records
+from forwarder.formats.records import Record, split_records
 
 PROPERTY = settings(
     database=None, max_examples=200, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.leef: LEEF 2.0 written for QRadar and read back."""
+"""Unit tests for forwarder.formats.leef: LEEF 2.0 written for QRadar and read back."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import leef
-from forwarder.leef import LeefError, LeefEvent
+from forwarder.formats import leef
+from forwarder.formats.leef import LeefError, LeefEvent
 
 PROPERTY = settings(
     database=None, max_examples=300, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.logs: JSON fields, masked secrets, collapsed repeats, the live line."""
+"""Unit tests for forwarder.observe.logs: JSON fields, masked secrets, collapsed repeats, the live line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from forwarder.logs import RepeatFilter, mask, setup_logging, show_status
+from forwarder.observe.logs import RepeatFilter, mask, setup_logging, show_status
 
 log = logging.getLogger("forwarder.test")
 

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.metrics and the observer wiring: counts match what a pipeline did."""
+"""Unit tests for forwarder.observe.metrics and the observer wiring: counts match what a pipeline did."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ import pytest
 from botocore.response import StreamingBody
 from prometheus_client import CollectorRegistry
 
-from forwarder.checkpoint import CheckpointStore, Position
 from forwarder.config import Config, parse_config
+from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.observer import Fanout, Observer
+from forwarder.core.pipeline import Pipeline
 from forwarder.errors import SendError
-from forwarder.health import Health
-from forwarder.metrics import Metrics, Observing
-from forwarder.observer import Fanout, Observer
-from forwarder.pipeline import Pipeline
-from forwarder.progress import Backlog
+from forwarder.formats.syslog import SyslogEncoder
+from forwarder.observe.health import Health
+from forwarder.observe.metrics import Metrics, Observing
+from forwarder.observe.progress import Backlog
 from forwarder.samples import make_zip
-from forwarder.source import LogObject, S3Source
-from forwarder.syslog import SyslogEncoder
+from forwarder.sources.s3 import LogObject, S3Source
 
 BUCKET, PREFIX = "cato-logs", "KEY/"
 T0 = datetime(2026, 11, 28, 7, 0, 0, tzinfo=timezone.utc)
@@ -240,7 +240,7 @@ def test_fanout_implements_every_observer_method(method: str) -> None:
 def test_events_sent_changed_are_counted_by_reason(tmp_path: Path, policy: str) -> None:
     """Invalid UTF-8 replaced, and a message over max_message_bytes truncated or split: sent,
     and counted in events_altered_total as well as written to the dead-letter file."""
-    from forwarder.encoding import EventEncoder
+    from forwarder.formats.encoder import EventEncoder
 
     long_event = event(0) + b"msg=" + b"x" * 700
     lines = [event(1), b"CEF:0|Cato|SASE|1.0|Security|caf\xe9|5|", long_event, event(2)]

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.pipeline with in-process fakes: ordering, checkpoints, retries."""
+"""Unit tests for forwarder.core.pipeline with in-process fakes: ordering, checkpoints, retries."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Any, cast
 import pytest
 from botocore.response import StreamingBody
 
-from forwarder.checkpoint import CheckpointStore, Position
 from forwarder.config import Config, parse_config
+from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.pipeline import ONCE_SEND_ATTEMPTS, Pipeline, Stopped
 from forwarder.errors import FetchError, SendError
-from forwarder.pipeline import ONCE_SEND_ATTEMPTS, Pipeline, Stopped
+from forwarder.formats.syslog import SyslogEncoder
 from forwarder.samples import make_zip
-from forwarder.source import LogObject, S3Source
-from forwarder.syslog import SyslogEncoder
+from forwarder.sources.s3 import LogObject, S3Source
 
 BUCKET = "cato-logs"
 PREFIX = "KEY/"

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.progress: pending files and lag from the listing, backlog lines."""
+"""Unit tests for forwarder.observe.progress: pending files and lag from the listing, backlog lines."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from forwarder.checkpoint import Position
-from forwarder.progress import Backlog, Progress, _duration
-from forwarder.source import LogObject
+from forwarder.core.checkpoint import Position
+from forwarder.observe.progress import Backlog, Progress, _duration
+from forwarder.sources.s3 import LogObject
 
 
 def obj(sequence: int, size: int = 100, modified: float = 0.0) -> LogObject:
@@ -95,7 +95,7 @@ def progress_with(files: int, interval: float) -> tuple[Backlog, Progress, Clock
 def test_backlog_lines_every_interval_then_caught_up(caplog: pytest.LogCaptureFixture) -> None:
     """While files wait, a line per interval with what is left, the rate and an ETA; then one line."""
     backlog, progress, clock, _ = progress_with(10, 60)
-    with caplog.at_level(logging.INFO, "forwarder.progress"):
+    with caplog.at_level(logging.INFO, "forwarder.observe.progress"):
         for sequence in range(1, 11):
             clock.now += 10
             progress.sent("tcp://c", 100, 5000, 0.001)
@@ -116,7 +116,7 @@ def test_backlog_lines_every_interval_then_caught_up(caplog: pytest.LogCaptureFi
 def test_no_lines_in_normal_running(caplog: pytest.LogCaptureFixture) -> None:
     """One or two files per poll are not a backlog: no progress lines."""
     backlog, progress, clock, shown = progress_with(2, 1)
-    with caplog.at_level(logging.INFO, "forwarder.progress"):
+    with caplog.at_level(logging.INFO, "forwarder.observe.progress"):
         for _ in range(5):
             clock.now += 100
             progress.sent("tcp://c", 100, 5000, 0.001)

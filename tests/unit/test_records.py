@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.records: lines to records, with positions, kinds and limits."""
+"""Unit tests for forwarder.formats.records: lines to records, with positions, kinds and limits."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder import records as records_module
-from forwarder.archive import Member, open_members
 from forwarder.errors import FetchError
-from forwarder.jsonevents import JsonSplitter, is_one_object
-from forwarder.records import BOM, Record, classify, split_records
+from forwarder.formats import records as records_module
+from forwarder.formats.archive import Member, open_members
+from forwarder.formats.jsonevents import JsonSplitter, is_one_object
+from forwarder.formats.records import BOM, Record, classify, split_records
 from forwarder.samples import cef_event, make_zip
 
 CEF = b"CEF:0|Cato Networks|Cato SASE Platform|1.0|Security|Allow rule|3|rt=1"

@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.relp: frames to the byte, and resuming a batch after a lost session."""
+"""Unit tests for forwarder.transports.relp: frames to the byte, and resuming a batch after a lost session."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from forwarder.errors import SendError
-from forwarder.relp import FrameReader, RelpTransport, frame
+from forwarder.transports.relp import FrameReader, RelpTransport, frame
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from forwarder.records import classify
+from forwarder.formats.records import classify
+from forwarder.formats.syslog import cef_severity
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
-from forwarder.syslog import cef_severity
 
 MEMBERS = [
     ("CATO00000000000000000001-a.log", "\n".join(cef_event(i) for i in range(20)).encode() + b"\n"),

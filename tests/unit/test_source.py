@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.source: S3Source over a fake client (no S3 server), error translation."""
+"""Unit tests for forwarder.sources.s3: S3Source over a fake client (no S3 server), error translation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from botocore.response import StreamingBody
 
 from forwarder.config import SourceConfig, parse_config
 from forwarder.errors import ConfigError, FetchError
-from forwarder.source import LogObject, S3Source, describe_s3_error, make_s3_client
+from forwarder.sources.s3 import LogObject, S3Source, describe_s3_error, make_s3_client
 
 
 def source_config(extra: str = "") -> SourceConfig:

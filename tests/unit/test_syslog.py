@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.syslog: headers, PRI and framing, on exact bytes."""
+"""Unit tests for forwarder.formats.syslog: headers, PRI and framing, on exact bytes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from forwarder.config import OutputConfig
-from forwarder.records import Record
-from forwarder.syslog import (
+from forwarder.formats.records import Record
+from forwarder.formats.syslog import (
     BATCH_FRAMERS,
     FRAMERS,
     SyslogEncoder,

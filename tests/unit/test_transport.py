@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.transport, against real loopback sockets made in each test."""
+"""Unit tests for forwarder.transports.stream, against real loopback sockets made in each test."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from forwarder import transport as transport_module
 from forwarder.config import OutputConfig, parse_config
 from forwarder.errors import ConfigError, SendError
-from forwarder.transport import (
+from forwarder.transports import stream as transport_module
+from forwarder.transports.stream import (
     UDP_MAX_PAYLOAD,
     DatagramTransport,
     FileTransport,
@@ -599,7 +599,7 @@ def test_connect_error_says_what_to_check(exc: BaseException, reason: str) -> No
 
 def test_relp_tls_is_relp_over_a_tls_connection() -> None:
     """protocol relp-tls: the RELP client on the TLS connection the tls protocol makes."""
-    from forwarder.relp import RelpTransport
+    from forwarder.transports.relp import RelpTransport
 
     config = parse_config(
         "source: {bucket: b}\n"

@@ -96,7 +96,7 @@ def _upload(client: Any, sequence: int, events: int) -> None:
 
 def run_demo(files: int = 4, events: int = 6) -> int:
     """Run the demo; returns the exit code (0 when every event arrived once)."""
-    from forwarder.cli import build_pipeline  # the same wiring as `forwarder run`
+    from forwarder.commands.cli import build_pipeline  # the same wiring as `forwarder run`
 
     s3, endpoint = _start_s3()
     listener = _Listener()

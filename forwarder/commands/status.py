@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from forwarder.checkpoint import CheckpointStore, Position
 from forwarder.config import Config
-from forwarder.deadletter import dead_letter_path, summary
+from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.deadletter import dead_letter_path, summary
 from forwarder.errors import ConfigError, ForwarderError
-from forwarder.probe import ProbeSource
-from forwarder.source import S3Source
+from forwarder.sources.probe import ProbeSource
+from forwarder.sources.s3 import S3Source
 
 
 def gather_status(config: Config, source: S3Source) -> dict[str, Any]:

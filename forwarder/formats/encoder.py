@@ -7,16 +7,16 @@
   Checked on the way (``parser.validate: light``), from the split the severity needs anyway:
   a CEF header has its seven fields and a numeric version and the extension starts with
   ``key=`` (with ``header: none`` nothing is split, so nothing of CEF is checked); JSON
-  objects are whole (``forwarder.jsonevents``). ``parser.validate: full`` parses every
+  objects are whole (``forwarder.formats.jsonevents``). ``parser.validate: full`` parses every
   record as the other encodings do.
 
   Cost, measured (split_records + encode + octet-counting frames, benchmark CEF events, per
   record): the SyslogEncoder it replaces 1.45 µs; this, header time from the event +0.4 µs
   (the two cache lookups above, per record), the UTF-8 check +0.03 µs for ASCII lines and
   ~0.15 µs for others (a decode); ``header_time: now`` with ``invalid_utf8: keep`` +1-4%.
-- ``cef``, ``leef``, ``json``: every record is parsed (``forwarder.cef``,
-  ``forwarder.jsonevents``); CEF events become LEEF or JSON, JSON events CEF or LEEF (the
-  mapping: ``forwarder.catofields``); an event already in the wanted format goes out as it is.
+- ``cef``, ``leef``, ``json``: every record is parsed (``forwarder.formats.cef``,
+  ``forwarder.formats.jsonevents``); CEF events become LEEF or JSON, JSON events CEF or LEEF (the
+  mapping: ``forwarder.formats.catofields``); an event already in the wanted format goes out as it is.
   JSON to CEF or LEEF is the fast path of that (``benchmarks/encode.py``: ~6 µs an event):
   orjson reads the object where it reads what json reads (``jsonevents.read_object``), and
   ``catofields.JsonRenderer`` fills in a template made once per field list.
@@ -37,11 +37,11 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from forwarder import catofields, cef, leef
 from forwarder.config import FACILITIES, Config
-from forwarder.jsonevents import cef_as_json, load_object, raw_member, read_object
-from forwarder.records import Record
-from forwarder.syslog import (
+from forwarder.formats import catofields, cef, leef
+from forwarder.formats.jsonevents import cef_as_json, load_object, raw_member, read_object
+from forwarder.formats.records import Record
+from forwarder.formats.syslog import (
     SEVERITY_NOTICE,
     SyslogEncoder,
     default_hostname,

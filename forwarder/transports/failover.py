@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from forwarder.errors import ConfigError, SendError
-from forwarder.transport import Transport
+from forwarder.transports.stream import Transport
 
 log = logging.getLogger(__name__)
 

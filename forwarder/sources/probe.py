@@ -21,7 +21,7 @@ import botocore.exceptions
 
 from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError
-from forwarder.source import LogObject, S3Source, describe_s3_error, epoch_of
+from forwarder.sources.s3 import LogObject, S3Source, describe_s3_error, epoch_of
 
 log = logging.getLogger(__name__)
 

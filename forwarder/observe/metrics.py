@@ -49,11 +49,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from forwarder.config import Config, split_listen
-from forwarder.health import Endpoint, Health
-from forwarder.logs import show_status
-from forwarder.observer import Fanout, Observer
-from forwarder.progress import Backlog, Progress
-from forwarder.source import LogObject
+from forwarder.core.observer import Fanout, Observer
+from forwarder.observe.health import Endpoint, Health
+from forwarder.observe.logs import show_status
+from forwarder.observe.progress import Backlog, Progress
+from forwarder.sources.s3 import LogObject
 
 # Measured on loopback (rsyslog, 58 batches of 1000 events): a quarter within 1 ms, median
 # ~2.5 ms, all within 25 ms. A WAN adds its round trip; a stalled collector takes up to

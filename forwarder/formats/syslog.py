@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from forwarder.config import FACILITIES, OutputConfig
-from forwarder.records import Record
+from forwarder.formats.records import Record
 
 SEVERITY_NOTICE = 5
 # CEF Severity (0-10, or Low/Medium/High/Very-High) to syslog severity (RFC 5424 table 2).

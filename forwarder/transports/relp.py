@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 
 from forwarder.errors import SendError
-from forwarder.transport import connect_error
+from forwarder.transports.stream import connect_error
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from typing import IO, Protocol
 
 from forwarder.config import OutputConfig
 from forwarder.errors import ConfigError, SendError
-from forwarder.syslog import BATCH_FRAMERS
+from forwarder.formats.syslog import BATCH_FRAMERS
 
 # How long a closing connection waits for the collector to read what is left and hang up.
 CLOSE_TIMEOUT_SECS = 2.0
@@ -413,7 +413,10 @@ def _check_tls13_acceptance(sock: ssl.SSLSocket) -> None:
 def make_transport(output: OutputConfig) -> Transport:
     """The transport that output.protocol names, built from the output settings."""
     if output.hosts:
-        from forwarder.failover import FailoverTransport, parse_hosts  # failover builds on this module
+        from forwarder.transports.failover import (  # failover builds on this module
+            FailoverTransport,
+            parse_hosts,
+        )
 
         pairs = parse_hosts(output.hosts, output.port)
         each = [make_transport(dataclasses.replace(output, host=h, port=p, hosts=())) for h, p in pairs]
@@ -433,7 +436,7 @@ def make_transport(output: OutputConfig) -> Transport:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return sock
 
-    from forwarder.relp import RelpTransport  # relp builds on this module
+    from forwarder.transports.relp import RelpTransport  # relp builds on this module
 
     if output.protocol == "relp":
         return RelpTransport(connect_tcp, label, output.ack_timeout_secs)

@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from forwarder import cef, leef
-from forwarder.cef import CefEvent
-from forwarder.jsonevents import render_json
-from forwarder.leef import LeefEvent
+from forwarder.formats import cef, leef
+from forwarder.formats.cef import CefEvent
+from forwarder.formats.jsonevents import render_json
+from forwarder.formats.leef import LeefEvent
 
 VENDOR = "Cato Networks"
 PRODUCT = "Cato SASE Platform"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from forwarder.source import LogObject
+from forwarder.sources.s3 import LogObject
 
 log = logging.getLogger(__name__)
 

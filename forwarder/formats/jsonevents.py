@@ -12,7 +12,7 @@ What the Log Exporter (and Cato's other tools) write, and what becomes a record:
   document, one record per object (per array element), each numbered with the line it
   starts on and joined onto one line (the line breaks and the indentation around them
   removed: they can only stand between tokens, so nothing inside a string changes);
-- a BOM and CR/LF are stripped before (``forwarder.records``).
+- a BOM and CR/LF are stripped before (``forwarder.formats.records``).
 
 Records are counted in that order, so an object's ordinal within its file is stable and a
 restart skips exactly the delivered ones. An element that is not an object, or text that is
@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from forwarder.cef import CefEvent
+from forwarder.formats.cef import CefEvent
 
 try:  # C JSON parsing, ~3x the stdlib's speed on exporter events (see load_object)
     import orjson

@@ -10,13 +10,13 @@ from typing import IO
 
 import yaml
 
-from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config, redacted, secret_values
-from forwarder.deadletter import dead_letter_path, summary
+from forwarder.core.checkpoint import CheckpointStore
+from forwarder.core.deadletter import dead_letter_path, summary
 from forwarder.errors import CredentialsError, ForwarderError
-from forwarder.logs import mask
-from forwarder.probe import ProbeSource
-from forwarder.transport import make_transport
+from forwarder.observe.logs import mask
+from forwarder.sources.probe import ProbeSource
+from forwarder.transports.stream import make_transport
 
 
 def _check_probe(source: ProbeSource, config: Config, report: Callable[[bool, str, str], None]) -> None:
@@ -98,7 +98,7 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
     )
     report(True, "config", f"{config_path} is valid ({o.protocol} to {target}, header {o.header})")
 
-    from forwarder.cli import make_source
+    from forwarder.commands.cli import make_source
 
     source = make_source(config)
     try:

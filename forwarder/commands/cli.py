@@ -20,16 +20,16 @@ from types import FrameType
 from typing import Any
 
 from forwarder import __version__
-from forwarder.checkpoint import CheckpointStore
 from forwarder.config import Config, exposed_secrets_warning, load_config, secret_values
-from forwarder.encoding import EventEncoder
+from forwarder.core.checkpoint import CheckpointStore
+from forwarder.core.observer import Observer
+from forwarder.core.pipeline import Pipeline, Stopped
 from forwarder.errors import ConfigError, ForwarderError
-from forwarder.logs import setup_logging
-from forwarder.observer import Observer
-from forwarder.pipeline import Pipeline, Stopped
-from forwarder.probe import ProbeSource
-from forwarder.source import S3Source, make_s3_client
-from forwarder.transport import make_transport
+from forwarder.formats.encoder import EventEncoder
+from forwarder.observe.logs import setup_logging
+from forwarder.sources.probe import ProbeSource
+from forwarder.sources.s3 import S3Source, make_s3_client
+from forwarder.transports.stream import make_transport
 
 log = logging.getLogger("forwarder")
 
@@ -217,7 +217,7 @@ def build_pipeline(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from forwarder.metrics import Observing
+    from forwarder.observe.metrics import Observing
 
     config = _load(args)
     stop = threading.Event()
@@ -300,7 +300,7 @@ def _reloaded(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from forwarder.status import show_status
+    from forwarder.commands.status import show_status
 
     config = _load(args)
     show_status(config, make_source(config), as_json=args.json)
@@ -308,7 +308,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_import_state(args: argparse.Namespace) -> int:
-    from forwarder.status import import_vendor_state
+    from forwarder.commands.status import import_vendor_state
 
     config = _load(args)
     source = make_source(config)
@@ -322,14 +322,14 @@ def cmd_import_state(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from forwarder.checks import run_checks
+    from forwarder.commands.check import run_checks
 
     config = _load(args)
     return EXIT_OK if run_checks(config, args.config) else EXIT_INCOMPLETE
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from forwarder.demo import run_demo
+    from forwarder.commands.demo import run_demo
 
     setup_logging(args.log_level or "info", args.log_format or "text")
     return run_demo(files=args.files, events=args.events)

@@ -21,9 +21,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from forwarder.checkpoint import Position
-from forwarder.observer import Observer
-from forwarder.source import LogObject
+from forwarder.core.checkpoint import Position
+from forwarder.core.observer import Observer
+from forwarder.sources.s3 import LogObject
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A source yields ``LogObject``s (key, sequence number, size) from ``pending(expected)``, in
 order, and ``fetch``es one to a temporary file, so memory stays bounded whatever the
 object's size. This module's S3Source finds files by listing the bucket
-(``discovery: list``); ``forwarder.probe`` finds them by name (``discovery: probe``).
+(``discovery: list``); ``forwarder.sources.probe`` finds them by name (``discovery: probe``).
 
 S3 calls retry with botocore's own retry modes (``source.s3_retry_mode``,
 ``source.s3_max_attempts``); what still fails becomes a one-line FetchError that says what

@@ -25,9 +25,9 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from forwarder.checkpoint import now_text
+from forwarder.core.checkpoint import now_text
 from forwarder.errors import CheckpointError
-from forwarder.records import Record
+from forwarder.formats.records import Record
 
 
 def dead_letter_path(setting: str, checkpoint_path: str) -> Path:

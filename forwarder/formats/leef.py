@@ -18,7 +18,7 @@ LEEF defines no escaping at all. So that every value survives, this module:
 - escapes ``|`` and ``\\`` in header fields as CEF does (``\\|``, ``\\\\``), CR/LF there as spaces.
 
 ``parse(render(event)) == event`` for every event whose header fields hold no CR or LF and
-whose keys match :data:`forwarder.cef.KEY_PATTERN`.
+whose keys match :data:`forwarder.formats.cef.KEY_PATTERN`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import functools
 import re
 from typing import NamedTuple
 
-from forwarder.cef import KEY_PATTERN, escape_header
+from forwarder.formats.cef import KEY_PATTERN, escape_header
 
 VERSION = "2.0"
 _DELIMITERS = (("\t", "x09"), ("^", "^"), ("~", "~"), ("\x1f", "x1F"))

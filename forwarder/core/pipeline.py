@@ -18,7 +18,7 @@ It owns the delivery guarantee (at least once, in order):
   dead-letter file and passed over; its place still counts, so it is not re-read after a
   restart; the dead-letter file is made durable before the checkpoint moves past it;
 - a message over output.max_message_bytes (or what the transport carries) is truncated,
-  split or dropped as output.oversize says (forwarder.oversize), counted, and logged once
+  split or dropped as output.oversize says (forwarder.formats.oversize), counted, and logged once
   per object with its place.
 """
 
@@ -33,19 +33,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forwarder.archive import Member, limit_members, open_members
-from forwarder.checkpoint import CheckpointStore, Position, now_text
 from forwarder.config import Config
-from forwarder.deadletter import DeadLetter, dead_letter_path
-from forwarder.encoding import EventEncoder, as_event_encoder
+from forwarder.core.checkpoint import CheckpointStore, Position, now_text
+from forwarder.core.deadletter import DeadLetter, dead_letter_path
+from forwarder.core.observer import Observer
 from forwarder.errors import BadFileError, ConfigError, CredentialsError, FetchError, SendError
-from forwarder.observer import Observer
-from forwarder.oversize import fit, header_length
-from forwarder.prefetch import Fetched, Prefetcher
-from forwarder.records import Record, split_records
-from forwarder.source import LogObject, S3Source
-from forwarder.syslog import SyslogEncoder
-from forwarder.transport import Transport
+from forwarder.formats.archive import Member, limit_members, open_members
+from forwarder.formats.encoder import EventEncoder, as_event_encoder
+from forwarder.formats.oversize import fit, header_length
+from forwarder.formats.records import Record, split_records
+from forwarder.formats.syslog import SyslogEncoder
+from forwarder.sources.prefetch import Fetched, Prefetcher
+from forwarder.sources.s3 import LogObject, S3Source
+from forwarder.transports.stream import Transport
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Pipeline:
         self._store = store
         self._encoder = as_event_encoder(encoder)
         self._transport = transport
-        # Every record not sent as it was (parser.dead_letter_path): see forwarder.deadletter.
+        # Every record not sent as it was (parser.dead_letter_path): see forwarder.core.deadletter.
         self.dead_letter = DeadLetter(
             dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path)
         )
@@ -119,7 +119,7 @@ class Pipeline:
         self._once = once
         self.stats = RunStats()
         self.position: Position | None = store.load()
-        self.observer = observer or Observer()  # metrics, health, progress: see forwarder.observer
+        self.observer = observer or Observer()  # metrics, health, progress: see forwarder.core.observer
         if hasattr(transport, "on_attempt"):  # failover: every collector's outcome, not just the active one
             transport.on_attempt = self.observer.collector
         self.observer.collectors(getattr(transport, "labels", [transport.label]))
@@ -363,7 +363,7 @@ class Pipeline:
                 self.stop.wait(min(0.5, left))
 
     def _probe_collector(self) -> None:
-        """While idle, check the collector when the observers ask (for /readyz; see forwarder.health)."""
+        """While idle, check the collector when the observers ask (for /readyz: forwarder.observe.health)."""
         if not self.observer.probe_due():
             return
         try:

@@ -146,7 +146,7 @@ class OutputConfig:
     # protocol: see UDP_DEFAULT_EVENTS_PER_SEC.
     max_events_per_sec: int = field(default=0, metadata=_range(0))
     # The longest syslog message (header and event, unframed) to send; 0 = no limit. The
-    # default depends on the protocol (DEFAULT_MAX_MESSAGE_BYTES); see forwarder.oversize.
+    # default depends on the protocol (DEFAULT_MAX_MESSAGE_BYTES); see forwarder.formats.oversize.
     max_message_bytes: int = field(default=1 << 20, metadata=_range(0))
     oversize: str = field(default="truncate", metadata=_choice("truncate", "split", "drop"))
 

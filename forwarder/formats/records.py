@@ -10,7 +10,7 @@ The text is kept as bytes: pass-through forwarding never decodes or re-encodes a
 
 JSON: a line ``{...}`` (no ``}{``, ``} {`` or ``},{`` in it) is one record as it is; any
 other JSON line (an array, objects back to back, a value not closed on its line) is split
-by ``forwarder.jsonevents.JsonSplitter`` into one record per object, in order, all with the
+by ``forwarder.formats.jsonevents.JsonSplitter`` into one record per object, in order, all with the
 line's number; a member whose first line opens a value that goes on over later lines is
 read as one JSON document (one record per object, numbered by the line it starts on).
 
@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import IO, NamedTuple, cast
 
-from forwarder.archive import ARCHIVE_ERRORS, Member
 from forwarder.errors import FetchError
-from forwarder.jsonevents import JsonSplitter, Piece, is_one_object
+from forwarder.formats.archive import ARCHIVE_ERRORS, Member
+from forwarder.formats.jsonevents import JsonSplitter, Piece, is_one_object
 
 BOM = b"\xef\xbb\xbf"
 _LAST_BYTE = operator.itemgetter(-1)
@@ -192,7 +192,7 @@ def _uniform_kind(data: bytes, end: int, lines: list[bytes], limit: int, fmt: st
     if sum(map(bytes.startswith, lines, repeat(prefix, count))) != count:
         return ""  # a blank, mixed or bad line among them
     # JSON: each line ends with the only "}" in it, so holds one flat object and no join of
-    # two (forwarder.jsonevents.is_one_object). Per 256 KiB block: the last bytes 19 µs (map
+    # two (forwarder.formats.jsonevents.is_one_object). Per 256 KiB block: the last bytes 19 µs (map
     # of endswith: 39), the braces counted by what replace() deletes 16 µs (count(): 72,
     # an `in` of "}{": 200).
     if kind == "json" and (

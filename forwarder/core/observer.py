@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from forwarder.checkpoint import Failure, Position
-from forwarder.source import LogObject
+from forwarder.core.checkpoint import Failure, Position
+from forwarder.sources.s3 import LogObject
 
 
 class Observer:

@@ -19,7 +19,7 @@ any framing. A message over it is handled the same way on every protocol:
 from __future__ import annotations
 
 POLICIES = ("truncate", "split", "drop")
-# How an event's text begins (forwarder.records.classify: "CEF:", or "{" / "[" after white
+# How an event's text begins (forwarder.formats.records.classify: "CEF:", or "{" / "[" after white
 # space): a continuation piece must not, so that it cannot pass for an event of its own.
 EVENT_STARTS = (b"CEF:", b"{", b"[", b" ", b"\t", b"\r", b"\n", b"\x0b", b"\x0c")
 # Below this many bytes of room beside the header, a split could not make headway.
@@ -93,12 +93,12 @@ def _piece_end(body: bytes, start: int, room: int) -> int:
 
 
 # RFC 5424 6: HEADER SP STRUCTURED-DATA SP MSG, HEADER = PRI VERSION SP TIMESTAMP SP HOSTNAME
-# SP APP-NAME SP PROCID SP MSGID; forwarder.syslog writes PROCID, MSGID and SD as "-" and no
+# SP APP-NAME SP PROCID SP MSGID; forwarder.formats.syslog writes PROCID, MSGID and SD as "-" and no
 # field holds a space (PRINTUSASCII), so MSG starts after the 7th space.
 # RFC 3164 4.1: PRI TIMESTAMP SP HOSTNAME SP TAG ":" SP CONTENT, TIMESTAMP "Mmm dd hh:mm:ss"
 # (15 characters, the day space-padded), HOSTNAME without spaces, TAG alphanumeric.
 def header_length(message: bytes, header: str) -> int | None:
-    """Bytes of the syslog header (output.header) that forwarder.syslog put before the event
+    """Bytes of the syslog header (output.header) that forwarder.formats.syslog put before the event
     in *message*; None when *message* does not start with one. Read from the message, so
     it holds whatever output.encoding made of the event."""
     if header == "none":

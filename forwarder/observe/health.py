@@ -34,10 +34,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from forwarder.checkpoint import Failure, Position
+from forwarder.core.checkpoint import Failure, Position
+from forwarder.core.observer import Observer
 from forwarder.errors import ConfigError
-from forwarder.observer import Observer
-from forwarder.source import LogObject
+from forwarder.sources.s3 import LogObject
 
 log = logging.getLogger(__name__)
 
