@@ -10,9 +10,11 @@
     │   └── BadFileError           the object's content cannot be read (corrupt zip, wrong
     │                              password, bomb): retried source.max_attempts times, then
     │                              source.on_bad_file (stop: stay on it; quarantine: skip it)
-    ├── ParseError                 one bad record: reported with its position, counted, skipped
     └── SendError                  the collector did not take a batch: the batch is sent again
                                    (with backoff) and the checkpoint does not move
+
+A bad record is not an error: it is reported with its place, counted, written to the
+dead-letter file and passed over (``forwarder.core.reports``).
 
 Library exceptions are translated at each stage's edge (``raise FetchError(...) from exc``)
 with the context a user needs: which object, which key, how to fix it.
@@ -51,12 +53,6 @@ class CredentialsError(FetchError):
 
 class BadFileError(FetchError):
     """An object was downloaded but its content cannot be read."""
-
-
-class ParseError(ForwarderError):
-    """A record is neither CEF nor JSON (or otherwise unusable)."""
-
-    exit_code = 4
 
 
 class SendError(ForwarderError):

@@ -1,7 +1,9 @@
-"""``forwarder check``: validate the config and reach every part, one line per finding."""
+"""``forwarder check``: validate the config and reach every part of every pipeline, one line each."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -10,45 +12,15 @@ from typing import IO
 
 import yaml
 
-from forwarder.config import Config, redacted, secret_values
+from forwarder.commands.common import EXIT_INCOMPLETE, EXIT_OK, chosen, load
+from forwarder.compose import build_source, build_transport
+from forwarder.config import Config, PipelineConfig, redacted, secret_values
+from forwarder.config.checks import state_files
 from forwarder.core.checkpoint import CheckpointStore
-from forwarder.core.deadletter import dead_letter_path, summary
-from forwarder.errors import CredentialsError, ForwarderError
+from forwarder.core.deadletter import summary
+from forwarder.errors import ForwarderError
 from forwarder.observe.logs import mask
-from forwarder.sources.probe import ProbeSource
-from forwarder.transports.stream import make_transport
-
-
-def _check_probe(source: ProbeSource, config: Config, report: Callable[[bool, str, str], None]) -> None:
-    store = CheckpointStore(config.checkpoint.path, source.id)
-    try:
-        position = store.load()
-    except ForwarderError:
-        position = None  # the checkpoint line reports it
-    start = config.source.start
-    if position is not None:
-        sequence = position.sequence + 1 if position.complete else position.sequence
-    elif isinstance(start, int):
-        sequence = start
-    else:
-        report(
-            False,
-            "bucket",
-            f"{source.id}: listing is refused, and with discovery: probe source.start "
-            "must be a sequence number (or use forwarder import-state)",
-        )
-        return
-    try:
-        found = source.stat(sequence)
-    except ForwarderError as exc:
-        report(False, "bucket", str(exc))
-        return
-    state = "is there" if found else "is not there (yet)"
-    report(
-        True,
-        "bucket",
-        f"{source.id}: listing is refused (fine with discovery: probe); {source.key_of(sequence)} {state}",
-    )
+from forwarder.sources.base import Source
 
 
 def _dead_letters(path: Path) -> tuple[bool, str]:
@@ -77,6 +49,48 @@ def _dead_letters(path: Path) -> tuple[bool, str]:
     return True, f"{path}: none yet"
 
 
+def _checkpoint(store: CheckpointStore, source: Source, start: object) -> tuple[bool, str]:
+    try:
+        position = store.load()
+    except ForwarderError as exc:
+        return False, str(exc)
+    directory = store.path.parent
+    if directory.exists() and not os.access(directory, os.W_OK):
+        return False, f"{directory} is not writable"
+    if position is None:
+        return True, f"{store.path}: none yet; will start at {start}"
+    return True, f"{store.path}: at {source.describe(position.cursor, position.records)}"
+
+
+def check_pipeline(
+    config: PipelineConfig, report: Callable[[bool, str, str], None], prefix: str = ""
+) -> None:
+    """One line per part of pipeline *config*: source, checkpoint, dead letters, collector."""
+    source = build_source(config)
+    store = CheckpointStore(state_files(config)["checkpoint.path"], source.id)
+    try:
+        position = store.load()
+    except ForwarderError:
+        position = None  # the checkpoint line says why
+    passed, detail = source.check(position.cursor if position else None)
+    report(passed, f"{prefix}bucket", detail)
+    passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""))
+    report(passed, f"{prefix}checkpoint", detail)
+    passed, detail = _dead_letters(state_files(config)["parser.dead_letter_path"])
+    report(passed, f"{prefix}dead letters", detail)
+    o = config.output
+    try:
+        transport = build_transport(config)
+        try:
+            transport.probe()
+            note = " (UDP is connectionless: reachability cannot be confirmed)" if o.protocol == "udp" else ""
+            report(True, f"{prefix}collector", f"{transport.label} accepts connections{note}")
+        finally:
+            transport.close()
+    except ForwarderError as exc:
+        report(False, f"{prefix}collector", str(exc))
+
+
 def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> bool:
     """Print a line per check, then the effective config, to *out* (stdout); True when all passed.
 
@@ -92,59 +106,24 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
         ok = ok and passed
         print(mask(f"{'ok  ' if passed else 'FAIL'} {what}: {detail}", secrets), file=out)
 
-    o = config.output
-    target = (
-        o.path if o.protocol == "file" else o.protocol if o.protocol == "stdout" else f"{o.host}:{o.port}"
-    )
-    report(True, "config", f"{config_path} is valid ({o.protocol} to {target}, header {o.header})")
-
-    from forwarder.commands.cli import make_source
-
-    source = make_source(config)
-    try:
-        objects = source.list_objects()
-        if objects:
-            span = f"{len(objects)} files, {objects[0].key} .. {objects[-1].key}"
-        else:
-            span = "no matching files yet (check source.prefix and source.key_pattern if that is unexpected)"
-        report(True, "bucket", f"{source.id} is reachable: {span}")
-    except CredentialsError as exc:
-        if isinstance(source, ProbeSource):  # probing needs no listing: try the configured start
-            _check_probe(source, config, report)
-        else:
-            report(False, "bucket", str(exc))
-    except ForwarderError as exc:
-        report(False, "bucket", str(exc))
-
-    store = CheckpointStore(config.checkpoint.path, source.id)
-    try:
-        position = store.load()
-        directory = store.path.parent
-        writable = os.access(directory, os.W_OK) if directory.exists() else True
-        if not writable:
-            report(False, "checkpoint", f"{directory} is not writable")
-        elif position is None:
-            report(True, "checkpoint", f"{store.path}: none yet; will start at {config.source.start}")
-        else:
-            state = "complete" if position.complete else f"{position.records} records delivered"
-            report(True, "checkpoint", f"{store.path}: at file {position.sequence} ({state})")
-    except ForwarderError as exc:
-        report(False, "checkpoint", str(exc))
-
-    passed, detail = _dead_letters(dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path))
-    report(passed, "dead letters", detail)
-
-    try:
-        transport = make_transport(config.output)
-        try:
-            transport.probe()
-            note = " (UDP is connectionless: reachability cannot be confirmed)" if o.protocol == "udp" else ""
-            report(True, "collector", f"{transport.label} accepts connections{note}")
-        finally:
-            transport.close()
-    except ForwarderError as exc:
-        report(False, "collector", str(exc))
+    names = ", ".join(p.name for p in config.pipelines)
+    if len(config.pipelines) == 1:
+        o = config.pipelines[0].output
+        target = (
+            o.path if o.protocol == "file" else o.protocol if o.protocol == "stdout" else f"{o.host}:{o.port}"
+        )
+        report(True, "config", f"{config_path} is valid ({o.protocol} to {target}, header {o.header})")
+    else:
+        report(True, "config", f"{config_path} is valid ({len(config.pipelines)} pipelines: {names})")
+    for pipeline in config.pipelines:
+        check_pipeline(pipeline, report, "" if len(config.pipelines) == 1 else f"{pipeline.name} ")
     shown = yaml.safe_dump(redacted(config), sort_keys=False, allow_unicode=True)
     print("\neffective config (defaults filled in, secrets masked):", file=out)
     print(mask(shown, secrets), end="", file=out)
     return ok
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = load(args)
+    config = dataclasses.replace(config, pipelines=chosen(config, args))
+    return EXIT_OK if run_checks(config, args.config) else EXIT_INCOMPLETE

@@ -9,16 +9,20 @@ to show that nothing is sent twice.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import socketserver
-import sys
 import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
+import boto3
+
+from forwarder.commands.common import EXIT_OK
+from forwarder.compose import build_pipeline
 from forwarder.config import parse_config
 from forwarder.errors import ConfigError
+from forwarder.observe.logs import setup_logging
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
 
 DEMO_PASSWORD = "demo-zip-password"
@@ -96,8 +100,6 @@ def _upload(client: Any, sequence: int, events: int) -> None:
 
 def run_demo(files: int = 4, events: int = 6) -> int:
     """Run the demo; returns the exit code (0 when every event arrived once)."""
-    from forwarder.commands.cli import build_pipeline  # the same wiring as `forwarder run`
-
     s3, endpoint = _start_s3()
     listener = _Listener()
     threading.Thread(target=listener.serve_forever, daemon=True).start()
@@ -122,7 +124,8 @@ def run_demo(files: int = 4, events: int = 6) -> int:
                 print(f"   s3://cato-logs/{exporter_key(DEMO_PREFIX, sequence)}")
             client.put_object(Bucket="cato-logs", Key=DEMO_PREFIX + "README.txt", Body=b"not a log file")
             print(f"2. Forwarding with this config:\n\n{_indent(text)}")
-            pipeline, store, transport = build_pipeline(config, threading.Event(), once=True)
+            pipeline = build_pipeline(config.pipeline(), once=True)  # the same wiring as `forwarder run`
+            pipeline.open()
             try:
                 pipeline.run_pass()
                 expected = files * events * 2
@@ -131,12 +134,12 @@ def run_demo(files: int = 4, events: int = 6) -> int:
                     f"\n3. The collector received {len(listener.received)} of {expected} events, "
                     "in order (files by sequence number: 9999 before 10000)."
                 )
-                print(f"4. The checkpoint ({store.path}):\n\n{_indent(Path(store.path).read_text())}")
+                checkpoint = pipeline.store.path
+                print(f"4. The checkpoint ({checkpoint}):\n\n{_indent(checkpoint.read_text())}")
                 second = pipeline.run_pass()
                 print(f"5. A second pass sent {second} events: everything was already delivered.")
             finally:
-                transport.close()
-                store.unlock()
+                pipeline.close()
         ok = len(listener.received) == expected and second == 0
         print("\nDemo " + ("finished: every event arrived exactly once." if ok else "FAILED."))
         print(
@@ -151,8 +154,6 @@ def run_demo(files: int = 4, events: int = 6) -> int:
 
 
 def _client(endpoint: str) -> Any:
-    import boto3
-
     return boto3.session.Session(
         aws_access_key_id="demo", aws_secret_access_key="demo-secret", region_name="us-east-1"
     ).client("s3", endpoint_url=endpoint)
@@ -170,5 +171,7 @@ def _indent(text: str) -> str:
     return "".join(f"    {line}\n" for line in text.splitlines())
 
 
-if __name__ == "__main__":
-    sys.exit(run_demo())
+def cmd_demo(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level or "info", args.log_format or "text")
+    code = run_demo(files=args.files, events=args.events)
+    return code if code else EXIT_OK

@@ -1,47 +1,48 @@
-"""``forwarder status`` and ``forwarder import-state``: read and seed the checkpoint.
+"""``forwarder status``: what a person asks after an incident, per pipeline.
 
-status shows what a person asks after an incident: where delivery stands (file, record),
-how many files wait, the gaps seen, the quarantined files, the file it is stuck on and the
-last error — as text, or as one JSON object with ``--json``.
-
-import-state starts from the storage file of Cato's client script, which holds two
-numbers: the last entry (file sequence number) it downloaded and its attempts at the next
-one. The first file forwarded is then the one after that entry: nothing is lost or sent
-twice when switching over.
+Where delivery stands (object, record), how many objects wait, the gaps seen, the
+quarantined objects, the object it is stuck on, the dead-letter file and the last error —
+as text, or as JSON with ``--json``. It reads the checkpoints; it writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import re
 import sys
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import IO, Any
 
-from forwarder.config import Config
-from forwarder.core.checkpoint import CheckpointStore, Position
-from forwarder.core.deadletter import dead_letter_path, summary
-from forwarder.errors import ConfigError, ForwarderError
-from forwarder.sources.probe import ProbeSource
-from forwarder.sources.s3 import S3Source
+from forwarder.commands.common import EXIT_OK, chosen, load
+from forwarder.compose import build_source
+from forwarder.config import PipelineConfig
+from forwarder.config.checks import state_files
+from forwarder.core.checkpoint import CheckpointStore
+from forwarder.core.deadletter import summary
+from forwarder.errors import ForwarderError
+from forwarder.sources.base import Source
 
 
-def gather_status(config: Config, source: S3Source) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data."""
-    store = CheckpointStore(config.checkpoint.path, source.id)
+def gather_status(config: PipelineConfig, source: Source) -> dict[str, Any]:
+    """Everything ``status`` shows of one pipeline, as plain data."""
+    files = state_files(config)
+    store = CheckpointStore(files["checkpoint.path"], source.id)
     position = store.load()
     result: dict[str, Any] = {
+        "pipeline": config.name,
         "source": source.id,
-        "discovery": config.source.discovery,
+        "kind": config.source.kind,
+        "discovery": getattr(config.source, "discovery", ""),
         "checkpoint": str(store.path),
         "position": None,
         "pending_files": None,
         "gaps": store.gaps,
         "quarantined": store.quarantined,
-        "stuck_on": store.failure.__dict__ if store.failure else None,
+        "stuck_on": asdict(store.failure) if store.failure else None,
         "last_error": store.last_error,
     }
-    letters = dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path)
+    letters = files["parser.dead_letter_path"]
     try:
         count, last = summary(letters)
         result["dead_letters"] = {"path": str(letters), "records": count, "last": last}
@@ -49,52 +50,45 @@ def gather_status(config: Config, source: S3Source) -> dict[str, Any]:
         result["dead_letters"] = {"path": str(letters), "records": None, "last": None, "error": exc.strerror}
     if position is not None:
         result["position"] = {
-            "sequence": position.sequence,
-            "key": position.key,
+            **position.cursor,
             "records_delivered": position.records,
-            "complete": position.complete,
+            "complete": bool(position.cursor.get("complete")),
+            "text": source.describe(position.cursor, position.records),
         }
-    expected = None if position is None else position.sequence + (1 if position.complete else 0)
-    if isinstance(source, ProbeSource):
-        result["pending_files"] = "unknown (discovery: probe does not list the bucket)"
-    else:
-        try:
-            pending = [o.sequence for o in source.pending(expected)]
-            result["pending_files"] = len(pending)
-            if pending:
-                result["pending_range"] = [pending[0], pending[-1]]
-        except ForwarderError as exc:
-            result["pending_files"] = f"unknown: {exc}"
+    try:
+        backlog = source.backlog(position.cursor if position else None)
+        if backlog is None:
+            result["pending_files"] = "unknown (discovery: probe does not list the bucket)"
+        else:
+            result["pending_files"], result["pending_range"] = backlog
+    except ForwarderError as exc:
+        result["pending_files"] = f"unknown: {exc}"
     return result
 
 
-def show_status(config: Config, source: S3Source, as_json: bool = False, out: IO[str] | None = None) -> None:
-    """Print the status of *config*'s forwarder to *out* (stdout)."""
-    out = out or sys.stdout
-    status = gather_status(config, source)
-    if as_json:
-        print(json.dumps(status, indent=2), file=out)
-        return
-    lines = [("source", f"{status['source']} (discovery: {status['discovery']})"),
-             ("checkpoint", status["checkpoint"])]  # fmt: skip
+def _gap(entry: dict[str, Any]) -> str:
+    """A gap as the checkpoint keeps it, in words (version 1 checkpoints have no text)."""
+    return str(entry.get("text") or f"files {entry.get('first')}-{entry.get('last')}")
+
+
+def _text(config: PipelineConfig, status: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines of one pipeline's status, as (name, value)."""
+    discovery = f" (discovery: {status['discovery']})" if status["discovery"] else ""
+    lines = [("source", f"{status['source']}{discovery}"), ("checkpoint", status["checkpoint"])]
     position = status["position"]
     if position is None:
-        lines.append(
-            ("position", f"nothing delivered yet (will start at source.start: {config.source.start})")
-        )
+        start = getattr(config.source, "start", "")
+        lines.append(("position", f"nothing delivered yet (will start at source.start: {start})"))
     else:
-        state = "complete" if position["complete"] else f"{position['records_delivered']} records delivered"
-        lines.append(
-            ("position", f"file {position['sequence']} ({position['key'] or 'not seen yet'}): {state}")
-        )
+        lines.append(("position", position["text"]))
     pending = status["pending_files"]
     if isinstance(pending, int) and pending:
-        first, last = status["pending_range"]
-        pending = f"{pending} files ({first} .. {last})"
+        pending = f"{pending} files ({status['pending_range']})"
     lines.append(("pending", str(pending)))
     gaps = status["gaps"]
-    lines.append(("gaps", f"{len(gaps)}" + "".join(
-        f"\n    files {g['first']}-{g['last']} missing (seen {g['at']})" for g in gaps)))  # fmt: skip
+    lines.append(
+        ("gaps", f"{len(gaps)}" + "".join(f"\n    {_gap(g)} missing (seen {g['at']})" for g in gaps))
+    )
     quarantined = status["quarantined"]
     lines.append(("quarantined", f"{len(quarantined)}" + "".join(
         f"\n    {q['key']}: {q['reason']} ({q['at']})" for q in quarantined)))  # fmt: skip
@@ -114,39 +108,28 @@ def show_status(config: Config, source: S3Source, as_json: bool = False, out: IO
     lines.append(("dead letters", text))
     error = status["last_error"]
     lines.append(("last error", f"{error['message']} ({error['at']})" if error else "none"))
-    for name, value in lines:
-        print(f"{name + ':':<14}{value}", file=out)
+    return lines
 
 
-def read_vendor_state(path: Path) -> tuple[int, int]:
-    """(last entry downloaded, attempts) from the client script's storage file."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the storage file: {exc.strerror}") from None
-    numbers = [int(n) for n in re.findall(r"\d+", text)]
-    if not 1 <= len(numbers) <= 2:
-        raise ConfigError(
-            f"{path}: expected the client script's storage file (the last entry downloaded and the "
-            f"number of attempts), got {text.strip()[:60]!r}"
-        )
-    return numbers[0], numbers[1] if len(numbers) > 1 else 0
+def show_status(
+    pipelines: Sequence[PipelineConfig], as_json: bool = False, out: IO[str] | None = None
+) -> None:
+    """Print the status of *pipelines* to *out* (stdout): as text, or as JSON (one object for
+    one pipeline, else ``{"pipelines": [...]}``)."""
+    out = out or sys.stdout
+    statuses = [gather_status(config, build_source(config)) for config in pipelines]
+    if as_json:
+        shown: Any = statuses[0] if len(statuses) == 1 else {"pipelines": statuses}
+        print(json.dumps(shown, indent=2), file=out)
+        return
+    for i, (config, status) in enumerate(zip(pipelines, statuses, strict=True)):
+        if len(statuses) > 1:
+            print(f"{'' if i == 0 else chr(10)}pipeline {config.name}", file=out)
+        for name, value in _text(config, status):
+            print(f"{name + ':':<14}{value}", file=out)
 
 
-def import_vendor_state(
-    store: CheckpointStore, source: S3Source, path: Path, force: bool = False
-) -> Position:
-    """Write a checkpoint that makes the file after the storage file's last entry the next one."""
-    last, attempts = read_vendor_state(path)
-    existing = store.load()
-    if existing is not None and not force:
-        raise ConfigError(
-            f"{store.path}: a checkpoint exists already (at file {existing.sequence}); "
-            "add --force to replace it"
-        )
-    key = source.key_of(last) if isinstance(source, ProbeSource) else ""
-    position = Position(last, key, 0, True)
-    store.save(position)
-    note = f"; it had made {attempts} attempts at file {last + 1}" if attempts else ""
-    print(f"imported {path}: last file downloaded {last}{note}. The next file forwarded is {last + 1}.")
-    return position
+def cmd_status(args: argparse.Namespace) -> int:
+    config = load(args)
+    show_status(chosen(config, args), as_json=args.json)
+    return EXIT_OK

@@ -1,23 +1,27 @@
-"""The checkpoint: which file, and how many of its records, the collector has acknowledged.
+"""The checkpoint: how far delivery got (the source's cursor and a record count), and notes.
 
 Versioned JSON, written to a temporary file in the same directory, fsynced, then renamed
 over the old one (and the directory fsynced), so a crash leaves either the old or the new
 checkpoint, never a torn one. A missing file is a fresh start; a corrupt one is a loud
 error, never a silent restart from zero. A lock file keeps two forwarders off one
-checkpoint.
+checkpoint. Only the pipeline writes it (``forwarder.core.pipeline``).
 
-    {"version": 1, "source": "s3://bucket/prefix", "sequence": 7007,
-     "key": "prefix/CATO00000000000000007007.zip", "records": 1000, "complete": false,
-     "updated_at": "2026-11-28T07:25:12Z",
-     "gaps": [{"first": 7001, "last": 7003, "at": "..."}],
+    {"version": 2, "source": "s3://bucket/prefix",
+     "cursor": {"sequence": 7007, "key": "prefix/CATO00000000000000007007.zip"},
+     "records": 1000, "updated_at": "2026-11-28T07:25:12Z",
+     "gaps": [{"first": 7001, "last": 7003, "missing": 3, "text": "files 7001-7003", "at": "..."}],
      "quarantined": [{"sequence": 6990, "key": "...", "reason": "...", "at": "..."}],
-     "failure": {"sequence": 7008, "key": "...", "attempts": 2, "reason": "...", "since": "..."},
+     "failure": {"key": "...", "attempts": 2, "reason": "...", "since": "..."},
      "last_error": {"message": "...", "at": "..."}}
 
+``cursor`` belongs to the source (``forwarder.sources.base``); ``records`` counts the
+records of the object it names that were delivered. Version 1 (the sequence number, key,
+records and complete flag at the top) is read and rewritten as version 2.
+
 Besides the position, the checkpoint keeps what a person asks after an incident (shown
-by ``forwarder status``): the gaps seen (missing sequence ranges), the quarantined files,
-the file the pipeline is stuck on and how often it failed (so a restart keeps counting),
-and the last error. The lists keep their newest NOTES_KEPT entries.
+by ``forwarder status``): the gaps seen, the quarantined objects, the object the pipeline
+is stuck on and how often it failed (so a restart keeps counting), and the last error.
+The lists keep their newest NOTES_KEPT entries.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from forwarder.errors import CheckpointError
+from forwarder.sources.base import Cursor, Gap
 
-VERSION = 1
+VERSION = 2
 NOTES_KEPT = 100
 
 
@@ -44,9 +49,8 @@ def now_text() -> str:
 
 @dataclass(frozen=True)
 class Failure:
-    """The file the pipeline cannot get past, and how often it tried."""
+    """The object the pipeline cannot get past, and how often it tried."""
 
-    sequence: int
     key: str
     attempts: int
     reason: str
@@ -55,18 +59,26 @@ class Failure:
 
 @dataclass(frozen=True)
 class Position:
-    """How far delivery got: *records* records of file *sequence*, or all of it if *complete*."""
+    """How far delivery got: *records* records of the object *cursor* is inside."""
 
-    sequence: int
-    key: str
-    records: int
-    complete: bool
+    cursor: Cursor
+    records: int = 0
 
-    def next_record(self, sequence: int) -> int | None:
-        """Index of the first record still to send in file *sequence*; None if it is done."""
-        if sequence < self.sequence or (sequence == self.sequence and self.complete):
-            return None
-        return self.records if sequence == self.sequence else 0
+
+def _from_version_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 checkpoint (the log exporter's sequence number at the top) as version 2."""
+    sequence = data.get("sequence")
+    cursor = None
+    if sequence is not None:
+        cursor = {"sequence": sequence, "key": data.get("key", "")}
+        if data.get("complete") is True:
+            cursor["complete"] = True
+        elif data.get("complete") is not False:
+            raise ValueError("complete must be a boolean")
+    failure = data.get("failure")
+    if isinstance(failure, dict):
+        failure = {k: failure[k] for k in ("key", "attempts", "reason", "since") if k in failure}
+    return {**data, "version": VERSION, "cursor": cursor, "failure": failure}
 
 
 class CheckpointStore:
@@ -81,7 +93,6 @@ class CheckpointStore:
         self.quarantined: list[dict[str, Any]] = []
         self.failure: Failure | None = None
         self.last_error: dict[str, str] | None = None
-        self._loaded = False  # notes are only saved over a checkpoint that was read first
 
     def lock(self) -> None:
         """Take the checkpoint's lock, or fail if another forwarder holds it."""
@@ -112,15 +123,15 @@ class CheckpointStore:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            self._loaded = True
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{self.path}: cannot read the checkpoint: {exc}") from exc
         try:
             data = json.loads(text)
+            if isinstance(data, dict) and data.get("version") == 1:
+                data = _from_version_1(data)
             self.position = self._position(data)
             self._notes(data)
-            self._loaded = True
             return self.position
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(
@@ -146,55 +157,55 @@ class CheckpointStore:
                 f"{self.path}: this checkpoint belongs to {data.get('source')}, not {self.source_id}; "
                 "give each source its own checkpoint.path"
             )
-        sequence, records, complete = data["sequence"], data["records"], data["complete"]
-        if sequence is None:
+        cursor, records = data["cursor"], data["records"]
+        if cursor is None:
             return None  # notes saved before anything was delivered
-        if not (type(sequence) is int and type(records) is int and isinstance(complete, bool)):
-            raise ValueError("sequence and records must be integers, complete a boolean")
-        if sequence < 0 or records < 0:
-            raise ValueError("sequence and records must not be negative")
-        return Position(sequence, str(data.get("key", "")), records, complete)
+        if not isinstance(cursor, dict) or type(records) is not int or records < 0:
+            raise ValueError("cursor must be an object, records a whole number")
+        return Position(cursor, records)
 
-    def record_gap(self, first: int, last: int) -> None:
-        """Note that files *first*..*last* are missing (saved with the next save)."""
-        self.gaps = [*self.gaps, {"first": first, "last": last, "at": now_text()}][-NOTES_KEPT:]
+    def record_gap(self, gap: Gap) -> None:
+        """Note a gap (saved with the next save)."""
+        entry = {
+            "first": gap.first,
+            "last": gap.last,
+            "missing": gap.missing,
+            "text": gap.text,
+            "at": now_text(),
+        }
+        self.gaps = [*self.gaps, entry][-NOTES_KEPT:]
 
-    def record_quarantine(self, sequence: int, key: str, reason: str) -> None:
-        """Note that file *sequence* was quarantined (saved with the next save)."""
-        entry = {"sequence": sequence, "key": key, "reason": reason, "at": now_text()}
-        self.quarantined = [*self.quarantined, entry][-NOTES_KEPT:]
+    def record_quarantine(self, identity: dict[str, Any], reason: str) -> None:
+        """Note a quarantined object, named by *identity* (saved with the next save)."""
+        self.quarantined = [*self.quarantined, {**identity, "reason": reason, "at": now_text()}][-NOTES_KEPT:]
 
-    def record_failure(self, sequence: int, key: str, reason: str) -> Failure:
-        """Count one more failed attempt at file *sequence*; saved at once."""
-        previous = self.failure if self.failure and self.failure.sequence == sequence else None
+    def record_failure(self, key: str, reason: str) -> Failure:
+        """Count one more failed attempt at object *key* (saved with the next save)."""
+        previous = self.failure if self.failure and self.failure.key == key else None
         attempts = previous.attempts + 1 if previous else 1
-        self.failure = Failure(sequence, key, attempts, reason, previous.since if previous else now_text())
+        self.failure = Failure(key, attempts, reason, previous.since if previous else now_text())
         self.record_error(f"{key}: {reason}")
         return self.failure
 
+    def clear_failure(self) -> None:
+        """The object that failed got delivered (or quarantined)."""
+        self.failure = None
+
     def record_error(self, message: str) -> None:
-        """Keep *message* as the last error and save at once (best effort: never raises)."""
+        """Keep *message* as the last error (saved with the next save)."""
         self.last_error = {"message": message, "at": now_text()}
-        if self._loaded:
-            with contextlib.suppress(CheckpointError):
-                self.save(self.position)
 
     def save(self, position: Position | None) -> None:
         """Write *position* and the notes atomically (temp file, fsync, rename, fsync of the dir)."""
-        failed = self.failure
-        if position and failed and (position.sequence, position.complete) > (failed.sequence, False):
-            self.failure = None  # got past the file that failed
         data = {
             "version": VERSION,
             "source": self.source_id,
-            "sequence": position.sequence if position else None,
-            "key": position.key if position else "",
+            "cursor": position.cursor if position else None,
             "records": position.records if position else 0,
-            "complete": position.complete if position else False,
             "updated_at": now_text(),
             "gaps": self.gaps,
             "quarantined": self.quarantined,
-            "failure": self.failure.__dict__ if self.failure else None,
+            "failure": asdict(self.failure) if self.failure else None,
             "last_error": self.last_error,
         }
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -206,7 +217,7 @@ class CheckpointStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)
-            self.position, self._loaded = position, True
+            self.position = position
             directory = os.open(self.path.parent, os.O_RDONLY)
             try:
                 os.fsync(directory)

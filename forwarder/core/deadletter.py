@@ -30,11 +30,6 @@ from forwarder.errors import CheckpointError
 from forwarder.formats.records import Record
 
 
-def dead_letter_path(setting: str, checkpoint_path: str) -> Path:
-    """``parser.dead_letter_path``, or ``dead_letter.jsonl`` beside the checkpoint."""
-    return Path(setting) if setting else Path(checkpoint_path).with_name("dead_letter.jsonl")
-
-
 class DeadLetter:
     """Collects dead-letter lines and appends them to the file on ``commit``.
 

@@ -7,7 +7,7 @@ several observers: ``progress.Backlog`` (how far behind), ``progress.Progress`` 
 log lines), ``health.Health`` (readiness) and ``metrics.Metrics`` (Prometheus).
 
 Calls come from the pipeline's thread, except ``listed``, which comes from the thread
-that lists the bucket (prefetch); observers keep that in mind.
+that lists the source (prefetch); observers keep that in mind.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from forwarder.core.checkpoint import Failure, Position
-from forwarder.sources.s3 import LogObject
+from forwarder.sources.base import Gap, LogObject
 
 
 class Observer:
     """Told about the pipeline's work; every method here does nothing."""
 
     def listed(self, objects: Sequence[LogObject]) -> None:
-        """A full listing of the bucket, in sequence order (from the listing thread)."""
+        """A listing of the objects still to deliver, in order (from the listing thread)."""
 
     def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
         """File *obj* was downloaded (no *error*), or its download failed, or (*obj* None) the listing."""
@@ -62,14 +62,17 @@ class Observer:
     def file_done(self, obj: LogObject, records: int) -> None:
         """Every record of *obj* was delivered (or reported bad)."""
 
-    def gap(self, first: int, last: int) -> None:
-        """Files *first*..*last* are missing from the bucket."""
+    def gap(self, gap: Gap) -> None:
+        """Objects are missing from the source (*gap* says which)."""
 
     def bad_file(self, failure: Failure) -> None:
-        """A downloaded file could not be read (again): the pipeline is held on it."""
+        """A downloaded object could not be read (again): the pipeline is held on it."""
 
     def quarantined(self, obj: LogObject) -> None:
         """*obj* was given up on (on_bad_file: quarantine)."""
+
+    def stopped(self, reason: str) -> None:
+        """The pipeline stopped on an error it cannot get past (*reason*)."""
 
 
 class Fanout(Observer):
@@ -130,9 +133,9 @@ class Fanout(Observer):
         for observer in self.observers:
             observer.file_done(obj, records)
 
-    def gap(self, first: int, last: int) -> None:
+    def gap(self, gap: Gap) -> None:
         for observer in self.observers:
-            observer.gap(first, last)
+            observer.gap(gap)
 
     def bad_file(self, failure: Failure) -> None:
         for observer in self.observers:
@@ -141,3 +144,7 @@ class Fanout(Observer):
     def quarantined(self, obj: LogObject) -> None:
         for observer in self.observers:
             observer.quarantined(obj)
+
+    def stopped(self, reason: str) -> None:
+        for observer in self.observers:
+            observer.stopped(reason)

@@ -1,149 +1,137 @@
-"""The pipeline: source → records → syslog messages → transport, and the checkpoint.
+"""The pipeline: source → batches → transport, and the checkpoint, which only it writes.
 
 It owns the delivery guarantee (at least once, in order):
-- files go out in numeric sequence order, the records of a file in order;
-- the checkpoint moves only after the transport acknowledged a batch, and then names the
-  file and how many of its records are done, so a restart resumes inside a file;
-- a batch the collector did not take is sent again with backoff; the checkpoint waits;
-- a file that cannot be downloaded stops the pipeline *on that file* (it is tried again on
-  the next poll): later files never overtake it, so nothing is skipped silently;
-- a file that was downloaded but cannot be read (corrupt, wrong password, over
-  source.max_member_bytes) is tried source.max_attempts times with backoff, the attempts
-  counted in the checkpoint; then source.on_bad_file applies: ``stop`` stays on it,
-  ``quarantine`` records it (checkpoint and quarantine list) and moves on;
-- a jump in sequence numbers (files deleted by retention, or never written) is a gap: one
-  loud warning naming the missing range, recorded in the checkpoint, and on we go;
-- a bad record (not CEF/JSON, too long, or refused by the encoder: malformed, invalid
-  UTF-8 under reject) is reported (object, member, line, reason), counted, written to the
-  dead-letter file and passed over; its place still counts, so it is not re-read after a
-  restart; the dead-letter file is made durable before the checkpoint moves past it;
-- a message over output.max_message_bytes (or what the transport carries) is truncated,
-  split or dropped as output.oversize says (forwarder.formats.oversize), counted, and logged once
-  per object with its place.
+- objects go out in the source's order, the records of an object in order;
+- the checkpoint moves only after the transport acknowledged a batch, and then holds the
+  source's cursor and how many records of that object are done, so a restart resumes
+  inside an object;
+- a batch the collector did not take is sent again with backoff (``core.delivery``);
+- an object that cannot be downloaded stops the pass *on that object* (it is tried again
+  on the next poll): later objects never overtake it, so nothing is skipped silently;
+- an object that downloads but cannot be read goes through ``source.on_bad_file``
+  (``core.badfiles``): tried again, then held or quarantined;
+- missing objects (a gap the source reports) are logged loudly, noted in the checkpoint,
+  and delivery goes on;
+- records not sent as they were (bad, repaired, cut to size) are reported
+  (``core.reports``), and the dead-letter file is made durable before the checkpoint
+  moves past them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forwarder.config import Config
-from forwarder.core.checkpoint import CheckpointStore, Position, now_text
-from forwarder.core.deadletter import DeadLetter, dead_letter_path
+from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step
+from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.deadletter import DeadLetter
+from forwarder.core.delivery import Delivery, Stopped
 from forwarder.core.observer import Observer
-from forwarder.errors import BadFileError, ConfigError, CredentialsError, FetchError, SendError
-from forwarder.formats.archive import Member, limit_members, open_members
-from forwarder.formats.encoder import EventEncoder, as_event_encoder
-from forwarder.formats.oversize import fit, header_length
-from forwarder.formats.records import Record, split_records
-from forwarder.formats.syslog import SyslogEncoder
+from forwarder.core.reading import Batch, ReadSettings, read_batches
+from forwarder.core.reports import Reports, RunStats
+from forwarder.errors import BadFileError, ConfigError, FetchError
+from forwarder.formats.encoder import EventEncoder
+from forwarder.sources.base import Cursor, LogObject, Source
 from forwarder.sources.prefetch import Fetched, Prefetcher
-from forwarder.sources.s3 import LogObject, S3Source
-from forwarder.transports.stream import Transport
 
 log = logging.getLogger(__name__)
 
-# How many bad records of one object are logged one by one before the rest are summed up.
-BAD_RECORDS_LOGGED_PER_OBJECT = 10
-# How many messages over the size limit (output.oversize) of one object are logged one by one.
-OVERSIZE_LOGGED_PER_OBJECT = 1
-# With --once, a batch the collector refuses is tried this many times before giving up.
-ONCE_SEND_ATTEMPTS = 5
-# The wait between attempts at a bad file doubles from source.bad_file_retry_secs up to this.
-BAD_FILE_RETRY_MAX_SECS = 300.0
 
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How the pipeline runs (``source`` and ``parser``/``output``/``batch`` via ``reading``)."""
 
-class Stopped(Exception):
-    """Raised inside the pipeline when a stop was requested during a wait."""
-
-
-@dataclass
-class RunStats:
-    """What one pass (or the life of a daemon) did."""
-
-    files: int = 0
-    events_sent: int = 0
-    bad_records: int = 0
-    repaired_records: int = 0  # sent with invalid UTF-8 replaced (parser.invalid_utf8: replace)
-    quarantined: int = 0
-    gaps: int = 0
-    last_key: str = ""
-    started: float = field(default_factory=time.monotonic)
-    # Events over output.max_message_bytes, by what output.oversize did with them.
-    oversize_truncated: int = 0
-    oversize_split: int = 0
-    oversize_pieces: int = 0  # the messages the split ones became
-    oversize_dropped: int = 0
-
-    def oversize_text(self) -> str:
-        """``1 truncated, 1 split into 2 messages, 1 dropped``; "" when none was too long."""
-        parts = [
-            (self.oversize_truncated, "truncated"),
-            (self.oversize_split, f"split into {self.oversize_pieces} messages"),
-            (self.oversize_dropped, "dropped"),
-        ]
-        return ", ".join(f"{count} {what}" for count, what in parts if count)
+    poll_interval_secs: float = 30.0
+    prefetch_files: int = 2
+    prefetch_bytes: int = 256 << 20
+    bad_files: BadFilePolicy = BadFilePolicy()
+    reading: ReadSettings = field(default_factory=ReadSettings)
 
 
 class Pipeline:
-    """Moves every record of every new file to the transport; see the module docstring."""
+    """Moves every record of every new object to the transport; see the module docstring."""
 
     def __init__(
         self,
-        config: Config,
-        source: S3Source,
+        name: str,
+        source: Source,
         store: CheckpointStore,
-        encoder: SyslogEncoder | EventEncoder,
-        transport: Transport,
-        stop: threading.Event | None = None,
-        once: bool = False,
+        encoder: EventEncoder,
+        delivery: Delivery,
+        dead_letter: DeadLetter,
+        quarantine: QuarantineList,
+        settings: PipelineSettings,
         observer: Observer | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        self._config = config
-        self._source = source
-        self._store = store
-        self._encoder = as_event_encoder(encoder)
-        self._transport = transport
-        # Every record not sent as it was (parser.dead_letter_path): see forwarder.core.deadletter.
-        self.dead_letter = DeadLetter(
-            dead_letter_path(config.parser.dead_letter_path, config.checkpoint.path)
-        )
-        self._noted: tuple[str, dict[str, int]] = ("", {})  # (key, records of it logged, by kind)
+        self.name = name
+        self.source = source
+        self.store = store
+        self._encoder = encoder
+        self.delivery = delivery
+        self.dead_letter = dead_letter
+        self._quarantine = quarantine
+        self._settings = settings
+        self.observer = observer or Observer()
         self.stop = stop or threading.Event()
-        self._once = once
         self.stats = RunStats()
-        self.position: Position | None = store.load()
-        self.observer = observer or Observer()  # metrics, health, progress: see forwarder.core.observer
-        if hasattr(transport, "on_attempt"):  # failover: every collector's outcome, not just the active one
-            transport.on_attempt = self.observer.collector
-        self.observer.collectors(getattr(transport, "labels", [transport.label]))
-        if store.failure is not None:
-            self.observer.bad_file(store.failure)
-        self._paced_since = time.monotonic()
-        self._paced_events = 0
-        self._oversize_seen = ("", 0)  # (key, messages over the size limit in it so far)
+        self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
+        self.position: Position | None = None
+
+    # --- life -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Lock the checkpoint and read it (CheckpointError when taken or corrupt)."""
+        self.store.lock()
+        try:
+            self.position = self.store.load()
+        except BaseException:
+            self.store.unlock()
+            raise
+        if self.store.failure is not None:
+            self.observer.bad_file(self.store.failure)
+
+    def close(self) -> None:
+        """Close the transport (after what it sent was taken) and release the checkpoint."""
+        try:
+            self.delivery.close()
+        finally:
+            self.store.unlock()
+
+    def seed(self, cursor: Cursor, force: bool = False) -> None:
+        """Start from *cursor* (``forwarder import-state``); refuses to replace a checkpoint
+        unless *force*."""
+        if self.position is not None and not force:
+            raise ConfigError(
+                f"{self.store.path}: a checkpoint exists already (at "
+                f"{self.source.describe(self.position.cursor, self.position.records)}); "
+                "add --force to replace it"
+            )
+        self._save(Position(cursor, 0))
 
     # --- the passes -------------------------------------------------------------------
 
     def run_pass(self) -> int:
-        """Forward every file now pending after the checkpoint; return events sent.
+        """Forward every object now pending after the checkpoint; return events sent.
 
-        Raises FetchError (a file could not be listed or downloaded, or a bad file under
-        on_bad_file: stop) and, with ``once``, SendError (the collector refused a batch
-        ONCE_SEND_ATTEMPTS times).
+        Raises FetchError (an object could not be listed or downloaded, or a bad object
+        under on_bad_file: stop) and, with ``once``, SendError (the collector refused a
+        batch ONCE_SEND_ATTEMPTS times).
         """
         before = self.stats.events_sent
-        self._source.refresh_credentials(force=False)
-        if self.position is None and not self._start_fresh():
-            return 0
-        src = self._config.source
-        prefetch = Prefetcher(self._source, self._expected(), src.prefetch_files, src.prefetch_bytes)
+        if self.position is None:
+            cursor = self.source.start()
+            if cursor is None:
+                return 0
+            self._save(Position(cursor, 0))
+        assert self.position is not None
+        settings = self._settings
+        prefetch = Prefetcher(
+            self.source, self.position.cursor, settings.prefetch_files, settings.prefetch_bytes
+        )
         try:
             for item in prefetch:
                 try:
@@ -156,50 +144,46 @@ class Pipeline:
                 finally:
                     if item.path is not None:
                         item.path.unlink(missing_ok=True)
-        except CredentialsError:
-            self._source.refresh_credentials()  # a rotated key is read again for the next attempt
-            raise
         finally:
             prefetch.close()
         return self.stats.events_sent - before
 
-    def _expected(self) -> int | None:
-        """The sequence number of the next file to forward."""
-        if self.position is None:
-            return None
-        return self.position.sequence + 1 if self.position.complete else self.position.sequence
+    def run_forever(self, reload: threading.Event | None = None) -> None:
+        """Poll every source.poll_interval_secs until stop (or *reload*) is set.
 
-    def _start_fresh(self) -> bool:
-        """No checkpoint yet: pin where source.start says to begin, so restarts agree."""
-        start = self._config.source.start
-        if isinstance(start, int):
-            # The first file from that number on (no gap is reported before it: asked for).
-            first = next(iter(self._source.pending(start)), None) or LogObject("", start, 0)
-        else:
+        An object that cannot be fetched is logged and tried again on the next poll; the
+        pipeline stays on it (later objects wait). A failed send is retried inside the pass.
+        """
+        poll = self._settings.poll_interval_secs
+        while not self._interrupted(reload):
             try:
-                bounds = self._source.bounds()
-            except CredentialsError as exc:
-                if self._config.source.discovery != "probe":
-                    raise
-                raise ConfigError(
-                    f"source.start: {start} needs to list the bucket, which was refused ({exc}); with "
-                    "discovery: probe give the sequence number to start at, or import the client "
-                    "script's storage file (forwarder import-state)"
-                ) from None
-            if bounds is None:
-                return False
-            first = bounds[0] if start == "earliest" else bounds[1]
-        log.info("no checkpoint yet: starting at file %d (source.start: %s)", first.sequence, start)
-        self._save(Position(first.sequence, first.key, 0, False))
-        return True
+                self.run_pass()
+            except FetchError as exc:
+                log.error("%s; trying again in %gs", exc, poll)
+                self.store.record_error(str(exc))
+                self._save(self.position)
+            except Stopped:
+                break
+            else:
+                self.observer.pass_done()
+            deadline = time.monotonic() + poll
+            while not self._interrupted(reload) and (left := deadline - time.monotonic()) > 0:
+                if self.observer.probe_due():  # while idle, for /readyz
+                    up, reason = self.delivery.probe()
+                    self.observer.collector(self.delivery.transport.label, up, reason)
+                self.stop.wait(min(0.5, left))
+
+    def _interrupted(self, reload: threading.Event | None) -> bool:
+        return self.stop.is_set() or (reload is not None and reload.is_set())
+
+    # --- one object -------------------------------------------------------------------
 
     def _forward_fetched(self, item: Fetched) -> None:
-        """Forward one prefetched file, trying a bad file again as the settings say."""
+        """Forward one prefetched object, trying a bad one again as the settings say."""
         obj = item.obj
-        assert obj is not None and self.position is not None
-        if self.position.next_record(obj.sequence) is None:
-            return
-        self._note_gap(obj)
+        assert obj is not None
+        if obj.gap is not None:
+            self._note_gap(obj)
         path, error = item.path, item.error
         while True:
             try:
@@ -209,368 +193,95 @@ class Pipeline:
                 self._forward_object(obj, path)
                 return
             except BadFileError as exc:
-                if not self._bad_file(obj, exc):
+                failure = self.store.record_failure(obj.key, str(exc))
+                self._save(self.position)
+                self.observer.bad_file(failure)
+                if not next_step(self._settings.bad_files, failure, exc, self.stop):
+                    self._quarantine_object(obj, str(exc))
                     return
             finally:
                 if path is not None and path != item.path:
                     path.unlink(missing_ok=True)
             path, error = None, None
             try:
-                path = self._source.fetch(obj)
+                path = self.source.fetch(obj)
             except FetchError as exc:
                 error = exc
 
     def _note_gap(self, obj: LogObject) -> None:
-        expected = self._expected()
-        if expected is None or obj.sequence <= expected:
-            return
-        first, last = expected, obj.sequence - 1
-        count = last - first + 1
+        gap = obj.gap
+        assert gap is not None
         log.warning(
-            "GAP: %s missing from %s (%d file%s: deleted by the 7-day retention, or never written); "
-            "their events cannot be forwarded; continuing with %s",
-            f"file {first}" if count == 1 else f"files {first}-{last}",
-            self._source.id,
-            count,
-            "" if count == 1 else "s",
+            "GAP: %s missing from %s (%s); their events cannot be forwarded; continuing with %s",
+            gap.text,
+            self.source.id,
+            gap.detail or f"{gap.missing} missing",
             obj.key,
-            extra={"gap_first": first, "gap_last": last},
+            extra={"gap_first": gap.first, "gap_last": gap.last},
         )
         self.stats.gaps += 1
-        self.observer.gap(first, last)
-        self._store.record_gap(first, last)
+        self.observer.gap(gap)
+        self.store.record_gap(gap)
 
-    def _bad_file(self, obj: LogObject, exc: BadFileError) -> bool:
-        """Count a failed attempt at a bad file; True to try it again, False when quarantined."""
-        src = self._config.source
-        failure = self._store.record_failure(obj.sequence, obj.key, str(exc))
-        self.observer.bad_file(failure)
-        attempt = f"attempt {failure.attempts} of {src.max_attempts}"
-        if failure.attempts < src.max_attempts:
-            delay = min(BAD_FILE_RETRY_MAX_SECS, src.bad_file_retry_secs * 2 ** (failure.attempts - 1))
-            log.warning("%s (%s; trying again in %gs)", exc, attempt, delay, extra={"key": obj.key})
-            if self.stop.wait(delay):
-                raise Stopped()
-            return True
-        if src.on_bad_file == "quarantine":
-            log.error(
-                "%s (%s): quarantined, moving on (see forwarder status)", exc, attempt, extra={"key": obj.key}
-            )
-            self._quarantine(obj, str(exc))
-            return False
-        raise FetchError(
-            f"{exc} ({attempt}; on_bad_file: stop holds the position here: replace the object, or set "
-            "source.on_bad_file: quarantine)"
-        )
-
-    def _quarantine(self, obj: LogObject, reason: str) -> None:
-        quarantine = self._config.checkpoint.quarantine_path or str(
-            Path(self._config.checkpoint.path).with_name("quarantine.jsonl")
-        )
-        entry = {"sequence": obj.sequence, "key": obj.key, "source": self._source.id, "reason": reason}
-        try:
-            with open(quarantine, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({**entry, "at": now_text()}) + "\n")
-        except OSError as exc:
-            raise FetchError(f"{quarantine}: cannot record the quarantined file: {exc.strerror}") from exc
-        self._store.record_quarantine(obj.sequence, obj.key, reason)
+    def _quarantine_object(self, obj: LogObject, reason: str) -> None:
+        identity = self.source.inside(obj)
+        self._quarantine.add({**identity, "source": self.source.id, "reason": reason})
+        self.store.record_quarantine(identity, reason)
         self.stats.quarantined += 1
         self.observer.quarantined(obj)
-        assert self.position is not None
-        done = self.position.records if self.position.sequence == obj.sequence else 0
-        self._save(Position(obj.sequence, obj.key, done, True))
+        self._object_done(obj)
+
+    def _first_record(self, obj: LogObject) -> int:
+        """Records of *obj* delivered already (the checkpoint is inside it), else 0."""
+        position = self.position
+        if position is not None and position.cursor == self.source.inside(obj):
+            return position.records
+        return 0
 
     def _forward_object(self, obj: LogObject, path: Path) -> None:
-        label = self._source.label(obj)
-        src, parser = self._config.source, self._config.parser
-        assert self.position is not None
-        first = self.position.next_record(obj.sequence) or 0
-        members: Iterator[Member] = limit_members(
-            open_members(path, label, src.zip_password), src.max_member_bytes, label
-        )
-        records = split_records(members, label, parser.format, parser.max_record_bytes)
-        self._forward_records(obj, label, _as_bad_file(records), first)
-
-    def _forward_records(self, obj: LogObject, label: str, records: Iterable[Record], first: int) -> None:
-        max_events = self._config.batch.max_events
-        batch: list[Record] = []
-        done = first  # records of this object accounted for (sent or reported bad)
-        bad = 0
+        label = self.source.label(obj)
+        first = self._first_record(obj)
         if first:
             log.info("%s: resuming after record %d", label, first)
-        for record in records:
-            if record.ordinal < first:
-                continue
-            done = record.ordinal + 1
-            if record.kind == "bad":
-                bad += 1
-                self._report_bad(label, record, bad)
-                continue
-            batch.append(record)
-            if len(batch) >= max_events:
-                self._deliver(batch, Position(obj.sequence, obj.key, done, False))
-                batch = []
-                if self.stop.is_set():
-                    return
-        self._deliver(batch, Position(obj.sequence, obj.key, done, True))
-        if bad > BAD_RECORDS_LOGGED_PER_OBJECT:
-            log.warning(
-                "%s: %d bad records in all (first %d logged)",
-                label,
-                bad,
-                BAD_RECORDS_LOGGED_PER_OBJECT,
-            )
+        inside = self.source.inside(obj)
+        for batch in read_batches(path, label, self._settings.reading, self._encoder, first):
+            self._deliver(label, batch)
+            if batch.last:
+                self.reports.done(label)
+                self._object_done(obj, batch.done)
+            else:
+                self._save(Position(inside, batch.done))
+            self.delivery.pace(len(batch.messages))  # after the save: a crash while pacing repeats nothing
+            if self.stop.is_set() and not batch.last:
+                return
+        done = self.position.records if self.position else 0
         self.stats.files += 1
         self.stats.last_key = obj.key
         self.observer.file_done(obj, done)
         log.info("%s: delivered (%d records)", label, done, extra={"key": obj.key, "records": done})
 
-    def _report_bad(self, label: str, record: Record, count: int) -> None:
-        self.stats.bad_records += 1
-        self.observer.skipped("bad_record")
-        self.dead_letter.add(label, record, record.reason)
-        if count <= BAD_RECORDS_LOGGED_PER_OBJECT:
-            member = f" member {record.member}" if record.member else ""
-            log.warning(
-                "%s%s line %d: %s; record skipped",
-                label,
-                member,
-                record.line,
-                record.reason,
-                extra={"key": label, "member": record.member, "line": record.line},
-            )
+    def _deliver(self, label: str, batch: Batch) -> None:
+        """Report the batch's notes, then send its messages until acknowledged."""
+        self.reports.notes(label, batch.notes)
+        self.observer.read(batch.records)
+        if batch.messages:
+            self.delivery.send(batch.messages)
+            self.stats.events_sent += batch.events
 
-    def run_forever(self, reload: threading.Event | None = None) -> None:
-        """Poll every source.poll_interval_secs until stop (or *reload*) is set.
+    def _object_done(self, obj: LogObject, records: int = 0) -> None:
+        """Every record of *obj* is accounted for (delivered, or quarantined): the checkpoint
+        moves past it."""
+        failure = self.store.failure
+        if failure is not None and failure.key == obj.key:
+            if records:
+                log.info("%s: delivered after %d failed attempts", obj.key, failure.attempts)
+            self.store.clear_failure()
+        assert self.position is not None
+        self._save(Position(self.source.after(obj, self.position.cursor), records))
 
-        A file that cannot be fetched is logged and tried again on the next poll; the
-        pipeline stays on it (later files wait). A failed send is retried inside the pass.
-        """
-        poll = self._config.source.poll_interval_secs
-        while not self._interrupted(reload):
-            try:
-                self.run_pass()
-            except FetchError as exc:
-                log.error("%s; trying again in %gs", exc, poll)
-                self._store.record_error(str(exc))
-            except Stopped:
-                break
-            else:
-                self.observer.pass_done()
-            deadline = time.monotonic() + poll
-            while not self._interrupted(reload) and (left := deadline - time.monotonic()) > 0:
-                self._probe_collector()
-                self.stop.wait(min(0.5, left))
-
-    def _probe_collector(self) -> None:
-        """While idle, check the collector when the observers ask (for /readyz: forwarder.observe.health)."""
-        if not self.observer.probe_due():
-            return
-        try:
-            self._transport.probe()
-        except SendError as exc:
-            self.observer.collector(self._transport.label, False, str(exc))
-        else:
-            self.observer.collector(self._transport.label, True, "")
-
-    def _interrupted(self, reload: threading.Event | None) -> bool:
-        return self.stop.is_set() or (reload is not None and reload.is_set())
-
-    # --- delivery ---------------------------------------------------------------------
-
-    def _deliver(self, batch: list[Record], position: Position) -> None:
-        """Send *batch* until acknowledged, then record *position*."""
-        batch, messages = self._encode(batch, position)
-        self.observer.read(len(batch))
-        events = len(messages)
-        limit = self._message_limit()
-        if limit is not None and messages and max(map(len, messages)) > limit:
-            messages, events = self._fit_oversize(batch, messages, limit, position)
-        if messages:
-            self._send_with_retry(messages)
-            self.stats.events_sent += events
-        self._save(position)
-        if position.complete:
-            self._oversize_summary(position)
-        self._pace(len(messages))  # after the save: a crash while pacing repeats nothing
-
-    def _encode(self, batch: list[Record], position: Position) -> tuple[list[Record], list[bytes]]:
-        """The records that go out and their messages (output.encoding). Those the encoder
-        cannot send (malformed, invalid JSON, invalid UTF-8 under reject) are reported bad;
-        those it sent changed (invalid UTF-8 replaced) are counted and dead-lettered."""
-        if not batch:
-            return batch, []
-        encoded = self._encoder.encode(batch)
-        label = f"s3://{self._source.bucket}/{position.key}"
-        for record, reason in encoded.rejected:
-            self._report_bad(
-                label, record._replace(kind="bad", reason=reason), self._note(position.key, "bad")
-            )
-        for record, reason in encoded.repaired:
-            self.stats.repaired_records += 1
-            self.observer.altered("invalid_utf8")
-            self.dead_letter.add(label, record, reason, "repaired")
-            if self._note(position.key, "repaired") <= BAD_RECORDS_LOGGED_PER_OBJECT:
-                member = f" member {record.member}" if record.member else ""
-                log.warning(
-                    "%s%s line %d: %s",
-                    label,
-                    member,
-                    record.line,
-                    reason,
-                    extra={"key": label, "member": record.member, "line": record.line},
-                )
-        return encoded.records, encoded.messages
-
-    def _note(self, key: str, kind: str) -> int:
-        """Count one more record of *kind* in object *key* for the log (the first few are logged)."""
-        if self._noted[0] != key:
-            self._noted = (key, {})
-        counts = self._noted[1]
-        counts[kind] = counts.get(kind, 0) + 1
-        return counts[kind]
-
-    def _message_limit(self) -> int | None:
-        """output.max_message_bytes (0: none), and never more than the transport can carry."""
-        limits = [self._config.output.max_message_bytes, self._transport.max_message_bytes]
-        given = [limit for limit in limits if limit]
-        return min(given) if given else None
-
-    def _fit_oversize(
-        self, batch: list[Record], messages: list[bytes], limit: int, position: Position
-    ) -> tuple[list[bytes], int]:
-        """*messages* with those over *limit* truncated, split or dropped (output.oversize),
-        and how many events are left."""
-        policy = self._config.output.oversize
-        fitted: list[bytes] = []
-        events = 0
-        for record, message in zip(batch, messages, strict=True):
-            if len(message) <= limit:
-                fitted.append(message)
-                events += 1
-                continue
-            pieces = fit(message, header_length(message, self._config.output.header), limit, policy)
-            fitted += pieces
-            events += 1 if pieces else 0
-            self._report_oversize(record, len(message), pieces, limit, position)
-        return fitted, events
-
-    def _report_oversize(
-        self, record: Record, size: int, pieces: list[bytes], limit: int, position: Position
-    ) -> None:
-        """Count a message over the limit; log the first of each object (then a count at its end)."""
-        policy = self._config.output.oversize
-        if policy == "truncate":
-            self.stats.oversize_truncated += 1
-            self.observer.altered("truncated")
-            done = f"truncated to {len(pieces[0])} bytes"
-        elif policy == "split":
-            self.stats.oversize_split += 1
-            self.observer.altered("split")
-            self.stats.oversize_pieces += len(pieces)
-            done = f"split into {len(pieces)} messages"
-        else:
-            self.stats.oversize_dropped += 1
-            self.observer.skipped("too_big")
-            done = "dropped, record skipped"
-        if policy != "split":  # split pieces carry all of it; the rest loses some: a trace
-            outcome = "truncated" if policy == "truncate" else "skipped"
-            reason = f"message of {size} bytes over the size limit ({limit}): {done} (output.oversize)"
-            self.dead_letter.add(f"s3://{self._source.bucket}/{position.key}", record, reason, outcome)
-        key, count = self._oversize_seen
-        count = count + 1 if key == position.key else 1
-        self._oversize_seen = (position.key, count)
-        if count > OVERSIZE_LOGGED_PER_OBJECT:
-            return
-        carried = self._transport.max_message_bytes
-        what = f"what {self._transport.label} can carry" if limit == carried else "output.max_message_bytes"
-        member = f" member {record.member}" if record.member else ""
-        log.warning(
-            "s3://%s/%s%s line %d: message of %d bytes exceeds %s (%d): %s (output.oversize: %s)",
-            self._source.bucket,
-            position.key,
-            member,
-            record.line,
-            size,
-            what,
-            limit,
-            done,
-            policy,
-            extra={"key": position.key, "member": record.member, "line": record.line},
-        )
-
-    def _oversize_summary(self, position: Position) -> None:
-        """At the end of an object: how many of its messages were over the limit, if not all were logged."""
-        key, count = self._oversize_seen
-        if key != position.key:
-            return
-        self._oversize_seen = ("", 0)
-        if count > OVERSIZE_LOGGED_PER_OBJECT:
-            log.warning(
-                "s3://%s/%s: %d messages over the size limit in all (output.oversize: %s; first %d logged)",
-                self._source.bucket,
-                position.key,
-                count,
-                self._config.output.oversize,
-                OVERSIZE_LOGGED_PER_OBJECT,
-                extra={"key": position.key},
-            )
-
-    def _send_with_retry(self, messages: list[bytes]) -> None:
-        output = self._config.output
-        attempt = 0
-        while True:
-            try:
-                started = time.monotonic()
-                self._transport.send(messages)
-                acked = time.monotonic() - started
-                self.observer.sent(self._transport.label, len(messages), sum(map(len, messages)), acked)
-                if attempt:
-                    log.info("%s: delivering again", self._transport.label)
-                return
-            except SendError as exc:
-                self.observer.send_failed(self._transport.label, len(messages), str(exc))
-                attempt += 1
-                if self._once and attempt >= ONCE_SEND_ATTEMPTS:
-                    raise SendError(f"{exc} (gave up after {attempt} attempts)") from exc
-                delay = min(output.retry_max_secs, output.retry_initial_secs * 2 ** (attempt - 1))
-                delay *= random.uniform(0.5, 1.0)  # jitter, so many forwarders do not retry in step
-                log.warning("%s; batch not delivered, retrying in %.1fs (attempt %d)", exc, delay, attempt)
-                if self.stop.wait(delay):
-                    raise Stopped() from exc
-
-    def _pace(self, count: int) -> None:
-        rate = self._config.output.max_events_per_sec
-        if not rate or self._config.output.protocol == "udp":  # udp: paced per datagram (transport)
-            return
-        self._paced_events += count
-        ahead = self._paced_since + self._paced_events / rate - time.monotonic()
-        if ahead > 0:
-            self.stop.wait(ahead)
-        elif ahead < -1:  # idle for a while: do not burst to catch up
-            self._paced_since, self._paced_events = time.monotonic(), 0
-
-    def _save(self, position: Position) -> None:
-        if self._store.failure and (position.sequence, position.complete) > (
-            self._store.failure.sequence,
-            False,
-        ):
-            log.info("%s: delivered after %d failed attempts", position.key, self._store.failure.attempts)
+    def _save(self, position: Position | None) -> None:
         self.dead_letter.commit()  # before the checkpoint moves past the records it names
-        self._store.save(position)
+        self.store.save(position)
         self.position = position
-        self.observer.saved(position)
-
-
-def _as_bad_file(records: Iterator[Record]) -> Iterator[Record]:
-    """Records, with an unreadable file's FetchError turned into BadFileError.
-
-    Everything raised while reading a downloaded file is about its content (corrupt,
-    wrong password, too big), not about S3: it counts towards on_bad_file.
-    """
-    try:
-        yield from records
-    except BadFileError:
-        raise
-    except FetchError as exc:
-        raise BadFileError(str(exc)) from exc
+        if position is not None:
+            self.observer.saved(position)

@@ -4,7 +4,7 @@
 reason); ``render`` writes one back, escaping exactly as the specification says. So
 ``parse(render(event)) == event`` for every event whose header fields hold no CR or LF
 (the specification allows line breaks only in extension values) and whose keys are
-:data:`KEY_PATTERN` keys. ``parse_time`` reads the time forms CEF allows for ``rt``/``end``.
+:data:`KEY_PATTERN` keys. ``formats.times`` reads the time forms CEF allows for ``rt``/``end``.
 
 Lenient where real senders are sloppy, strict where the meaning would be lost: an unknown
 escape (``\\x``) is kept as written, an escaped pipe in the extension is read as a pipe, an
@@ -14,10 +14,8 @@ fields, a version that is not a number or text before the first ``key=`` is an e
 
 from __future__ import annotations
 
-import calendar
 import re
-import time
-from typing import NamedTuple
+from typing import AnyStr, NamedTuple
 
 # CEF:Version|Device Vendor|Device Product|Device Version|Device Event Class ID|Name|Severity|[Extension]
 HEADER_FIELDS = 7
@@ -108,6 +106,29 @@ _VALID_KEY = re.compile(KEY_PATTERN + r"\Z")
 _VERSION = re.compile(r"\d+(?:\.\d+)?\Z", re.ASCII)
 
 
+def split_fields(text: AnyStr, count: int) -> list[AnyStr]:
+    """*text* cut at its first *count* unescaped ``|`` (the pieces keep their escapes): count + 1
+    pieces, or fewer when there are not that many. The one place that reads CEF's (and LEEF's)
+    header escapes: a backslash takes the next character literally."""
+    if isinstance(text, str):
+        return _split(text, count, "|", "\\", "\0\0")
+    return _split(text, count, b"|", b"\\", b"\0\0")
+
+
+def _split(text: AnyStr, count: int, bar: AnyStr, backslash: AnyStr, mask: AnyStr) -> list[AnyStr]:
+    parts = text.split(bar, count)
+    if len(parts) <= count or backslash not in text[: len(text) - len(parts[count])]:
+        return parts  # the common case: no backslash before the last cut
+    # Mask every escaped pair (same length, so offsets hold) and cut again at the real separators.
+    masked = text.replace(backslash + backslash, mask).replace(backslash + bar, mask)
+    pieces, start = [], 0
+    for cut in masked.split(bar, count)[:-1]:
+        pieces.append(text[start : start + len(cut)])
+        start += len(cut) + 1
+    pieces.append(text[start:])
+    return pieces
+
+
 def split_header(text: str) -> tuple[list[str], str]:
     """The seven raw (still escaped) header fields after ``CEF:`` and the raw extension.
 
@@ -115,21 +136,7 @@ def split_header(text: str) -> tuple[list[str], str]:
     """
     if not text.startswith("CEF:"):
         raise CefError("not CEF (does not start with CEF:)")
-    body = text[4:]
-    parts = body.split("|", HEADER_FIELDS)
-    if len(parts) > HEADER_FIELDS and "\\" in body[: len(body) - len(parts[HEADER_FIELDS])]:
-        # A backslash takes the next character literally: mask every escaped pair (same
-        # length, so offsets hold) and split again to find the real separators.
-        masked = body.replace("\\\\", "\0\0").replace("\\|", "\0\0")
-        cuts = masked.split("|", HEADER_FIELDS)
-        if len(cuts) <= HEADER_FIELDS:
-            parts = cuts
-        else:
-            parts, start = [], 0
-            for cut in cuts[:HEADER_FIELDS]:
-                parts.append(body[start : start + len(cut)])
-                start += len(cut) + 1
-            parts.append(body[start:])
+    parts = split_fields(text[4:], HEADER_FIELDS)
     if len(parts) <= HEADER_FIELDS:
         found = len(parts) - 1
         raise CefError(f"CEF header has {found} of its {HEADER_FIELDS} '|'-separated fields")
@@ -219,159 +226,3 @@ def render(event: CefEvent) -> str:
     else:  # nothing to escape anywhere: joined in C
         extension = " ".join(map("=".join, pairs.items()))
     return f"CEF:{event.version}|{header}|{extension}"
-
-
-# --- times -----------------------------------------------------------------------------
-# Rev 25, "Date Formats" (for rt, end, start...): "Milliseconds since January 1, 1970
-# (integer)", "MMM dd HH:mm:ss.SSS zzz", "MMM dd HH:mm:sss.SSS", "MMM dd HH:mm:ss zzz",
-# "MMM dd HH:mm:ss", "MMM dd yyyy HH:mm:ss.SSS zzz", "MMM dd yyyy HH:mm:ss.SSS",
-# "MMM dd yyyy HH:mm:ss zzz", "MMM dd yyyy HH:mm:ss". Cato writes Java's Date.toString(),
-# "EEE MMM dd HH:mm:ss zzz yyyy": "Mon May 18 14:49:40 UTC 2020". A time without a zone is
-# taken as UTC, one without a year as this year (last year if that is more than a day ahead).
-_MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
-_ZONES = {
-    "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "EST": -300, "EDT": -240, "CST": -360, "CDT": -300,
-    "MST": -420, "MDT": -360, "PST": -480, "PDT": -420,
-}  # fmt: skip
-_DATE = re.compile(
-    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+)?(?P<mon>[A-Z][a-z]{2})\s+(?P<day>\d{1,2})\s+"
-    r"(?:(?P<year>\d{4})\s+)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<frac>\d{1,3}))?"
-    r"(?:\s+(?P<zone>[A-Za-z]{1,5})?(?P<offset>[+-]\d{1,2}(?::?\d{2})?)?)?"
-    r"(?:\s+(?P<year2>\d{4}))?\s*\Z",
-    re.ASCII,
-)
-_ISO = re.compile(
-    r"(?P<year>\d{4})-(?P<mon>\d{2})-(?P<day>\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
-    r"(?:\.(?P<frac>\d{1,9}))?(?:(?P<z>Z)|(?P<offset>[+-]\d{2}(?::?\d{2})?))?\s*\Z",
-    re.ASCII,
-)
-DAY_MS = 86_400_000
-
-
-# The times that a syslog header and LEEF's devTime can write (years 1970-9999), in epoch
-# ms: a value beyond them is no time (the field is kept as it is), never an overflow.
-END_MS = 253_402_300_800_000
-
-
-def epoch_digits(digits: str | bytes) -> int | None:
-    """A run of ASCII digits as epoch ms; None when it has more significant digits than any
-    time before END_MS (int() refuses numbers of over 4,300 digits: never asked to)."""
-    text = digits.decode("ascii") if isinstance(digits, bytes) else digits
-    return int(text) if len(text.lstrip("0")) <= len(str(END_MS)) else None
-
-
-def in_range(epoch_ms: int | None) -> int | None:
-    """*epoch_ms* when it is a time from 1970 to 9999, else None."""
-    return epoch_ms if epoch_ms is not None and 0 <= epoch_ms < END_MS else None
-
-
-def parse_time(value: str, now: float | None = None) -> int | None:
-    """Milliseconds since the epoch for a CEF (or ISO 8601) time from 1970 to 9999, None when
-    it is none of them."""
-    return in_range(_parse_time(value.strip(), now))
-
-
-def _parse_time(value: str, now: float | None) -> int | None:
-    if value.isascii() and value.isdigit():  # str.isdigit() also takes "²"
-        return epoch_digits(value)
-    match = _DATE.match(value)
-    if match:
-        month = _MONTHS.get(match["mon"])
-        year = match["year"] or match["year2"]
-        minutes = _zone_minutes(match["zone"], match["offset"])
-        if month is None or minutes is None:
-            return None
-        fixed = year is not None
-        moment = _epoch_ms(
-            int(year) if fixed else time.gmtime(now).tm_year,
-            month,
-            match["day"],
-            match["h"],
-            match["m"],
-            match["s"],
-            match["frac"],
-            minutes,
-        )
-        if moment is not None and not fixed and moment - (now or time.time()) * 1000 > DAY_MS:
-            moment = _epoch_ms(
-                time.gmtime(now).tm_year - 1, month, match["day"], match["h"], match["m"], match["s"],
-                match["frac"], minutes,
-            )  # fmt: skip
-        return moment
-    match = _ISO.match(value)
-    if match:
-        minutes = 0 if not match["offset"] else _zone_minutes(None, match["offset"])
-        return _epoch_ms(
-            int(match["year"]), int(match["mon"]), match["day"], match["h"], match["m"], match["s"],
-            match["frac"], minutes or 0,
-        )  # fmt: skip
-    return None
-
-
-def _zone_minutes(zone: str | None, offset: str | None) -> int | None:
-    """Minutes east of UTC for ``UTC``, ``GMT+02:00``, ``+0200``, ``-5``...; None when unknown."""
-    base = 0
-    if zone:
-        if zone.upper() not in _ZONES:
-            return None
-        base = _ZONES[zone.upper()]
-    if not offset:
-        return base
-    sign = -1 if offset[0] == "-" else 1
-    digits = offset[1:].replace(":", "")
-    hours, minutes = (digits, "0") if len(digits) <= 2 else (digits[:-2], digits[-2:])
-    return base + sign * (int(hours) * 60 + int(minutes))
-
-
-def _epoch_ms(
-    year: int, month: int, day: str, hour: str, minute: str, second: str, frac: str | None, zone: int
-) -> int | None:
-    try:
-        seconds = calendar.timegm((year, month, int(day), int(hour), int(minute), int(second), 0, 0, 0))
-    except (ValueError, OverflowError):
-        return None
-    if not (1 <= int(day) <= 31 and int(hour) < 24 and int(minute) < 60 and int(second) < 61):
-        return None
-    millis = int((frac or "0")[:3].ljust(3, "0"))
-    return (seconds - zone * 60) * 1000 + millis
-
-
-def event_time(event: CefEvent, now: float | None = None) -> int | None:
-    """The event's time in epoch milliseconds: ``rt`` (device receipt time), else ``end``."""
-    for key in ("rt", "end"):
-        value = event.extension.get(key)
-        if value:
-            moment = parse_time(value, now)
-            if moment is not None:
-                return moment
-    return None
-
-
-def raw_time_values(extension: bytes) -> list[bytes]:
-    """The raw values of ``rt=`` and ``end=`` (in that order, the non-empty ones) in an
-    extension, found without parsing it: what ``event_time`` looks at.
-
-    A key starts the extension or follows a space, and a value ends at the space before the
-    next ``key=`` (an epoch value at the first space): what ``parse_extension`` would find.
-    """
-    found = []
-    for key in (b"rt=", b"end="):
-        if extension.startswith(key):
-            start = len(key)
-        else:
-            at = extension.find(b" " + key)
-            if at < 0:
-                continue
-            start = at + 1 + len(key)
-        if extension[start : start + 1].isdigit():
-            end = extension.find(b" ", start)
-            value = extension[start:] if end < 0 else extension[start:end]
-        else:
-            following = _NEXT_KEY.search(extension, start)
-            value = extension[start : following.start()] if following else extension[start:]
-        if value:
-            found.append(value)
-    return found
-
-
-_NEXT_KEY = re.compile(rb" " + KEY_PATTERN.encode() + rb"=")

@@ -11,7 +11,7 @@
   record as the other encodings do.
 
   Cost, measured (split_records + encode + octet-counting frames, benchmark CEF events, per
-  record): the SyslogEncoder it replaces 1.45 µs; this, header time from the event +0.4 µs
+  record): the pass-through it replaced 1.45 µs; this, header time from the event +0.4 µs
   (the two cache lookups above, per record), the UTF-8 check +0.03 µs for ASCII lines and
   ~0.15 µs for others (a decode); ``header_time: now`` with ``invalid_utf8: keep`` +1-4%.
 - ``cef``, ``leef``, ``json``: every record is parsed (``forwarder.formats.cef``,
@@ -19,7 +19,11 @@
   mapping: ``forwarder.formats.catofields``); an event already in the wanted format goes out as it is.
   JSON to CEF or LEEF is the fast path of that (``benchmarks/encode.py``: ~6 µs an event):
   orjson reads the object where it reads what json reads (``jsonevents.read_object``), and
-  ``catofields.JsonRenderer`` fills in a template made once per field list.
+  ``renderers.JsonRenderer`` fills in a template made once per field list.
+
+One module for one class: its pass-through loop binds the header caches it shares with the
+other paths to locals, per batch (measured above); splitting them would cost a lookup per
+event.
 
 The header (``output.header``) takes its time from the event when it has one and
 ``output.header_time`` is ``event`` (else, and for events without a time, "now", taken
@@ -31,35 +35,30 @@ invalid UTF-8 is replaced (U+FFFD, the record *repaired*) or rejected per
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from forwarder.config import FACILITIES, Config
-from forwarder.formats import catofields, cef, leef
+from forwarder.config import FACILITIES, OutputConfig, ParserConfig
+from forwarder.formats import catofields, cef, leef, renderers, times
+from forwarder.formats.cache import remember
 from forwarder.formats.jsonevents import cef_as_json, load_object, raw_member, read_object
 from forwarder.formats.records import Record
+from forwarder.formats.severity import COMMON_FIELDS, SEVERITY_NOTICE, field_severity, syslog_severity
 from forwarder.formats.syslog import (
-    SEVERITY_NOTICE,
-    SyslogEncoder,
     default_hostname,
     pri,
     rfc3164_prefix,
     rfc3164_timestamp,
     rfc5424_prefix,
     rfc5424_timestamp,
-    severity_of_field,
 )
 
 # RFC 5424's FULL-DATE has a 4-digit year: times outside 1970-9999 are stamped "now".
-_LAST_SECOND = cef.END_MS // 1000
-# Entries kept in each time cache before it is emptied (events of a file span seconds).
-_CACHE_ENTRIES = 4096
+_LAST_SECOND = times.END_MS // 1000
 _VERSION = re.compile(rb"CEF:\d+(?:\.\d+)?\Z")
 _EXTENSION_START = re.compile(rb" *(?:\Z|" + cef.KEY_PATTERN.encode() + rb"=)")
-_WORDS = {"critical": 2, "unknown": SEVERITY_NOTICE}
 # What may follow a CEF value: the end of the extension, or the next key.
 _AFTER_VALUE = re.compile(rb"\Z| " + cef.KEY_PATTERN.encode() + rb"=")
 
@@ -73,18 +72,12 @@ class Encoded(NamedTuple):
     repaired: list[tuple[Record, str]]  # sent with their text changed, and why
 
 
-@functools.lru_cache(maxsize=1024)  # events repeat their severities
-def severity_of_text(value: str) -> int:
-    """Syslog severity for an event's severity value (CEF's 0-10 bands and words)."""
-    word = _WORDS.get(value.strip().lower())
-    return word if word is not None else severity_of_field(value.encode("utf-8", "replace"))
-
-
 class EventEncoder:
     """Records to syslog messages per ``output`` and ``parser`` (see the module docstring)."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
-        output, parser = config.output, config.parser
+    def __init__(
+        self, output: OutputConfig, parser: ParserConfig, clock: Callable[[], float] = time.time
+    ) -> None:
         self.encoding = output.encoding
         self._parse_all = output.encoding != "passthrough" or parser.validate == "full"
         self._utf8 = parser.invalid_utf8
@@ -99,11 +92,7 @@ class EventEncoder:
         self._hostname = output.hostname or default_hostname()
         self._app_name = output.app_name
         self._pri = [pri(self._facility, s) for s in range(8)]
-        self._field_severity = {
-            f: severity_of_field(f)
-            for f in [str(n).encode() for n in range(11)]
-            + [b"Low", b"Medium", b"High", b"Very-High", b"Unknown", b""]
-        }
+        self._field_severity = {f: field_severity(f) for f in COMMON_FIELDS}
         self._field_pri = {f: self._pri[severity] for f, severity in self._field_severity.items()}
         # The header is <PRI> + a part fixed for the second + a part for the millisecond: 1000
         # tails made once, the part for a second once per second of event time.
@@ -122,9 +111,9 @@ class EventEncoder:
         self._date_stamps: dict[bytes, bytes] = {}
         self._time_values: dict[bytes, int | None] = {}  # a raw time value -> epoch ms
         self._json_renderer = (
-            catofields.JsonRenderer(self.encoding, clock) if self.encoding in ("cef", "leef") else None
+            renderers.JsonRenderer(self.encoding, clock) if self.encoding in ("cef", "leef") else None
         )
-        self._cef_leef = catofields.CefLeefRenderer(clock) if self.encoding == "leef" else None
+        self._cef_leef = renderers.CefLeefRenderer(clock) if self.encoding == "leef" else None
 
     # --- the header ------------------------------------------------------------------------
 
@@ -152,11 +141,9 @@ class EventEncoder:
             stamp = b"%b%02d." % (start, second)
         else:
             stamp = self._prefix(number)
-        if len(self._second_stamps) >= _CACHE_ENTRIES:
-            self._second_stamps.clear()
+        if len(self._minutes) >= 1024:
             self._minutes.clear()
-        self._second_stamps[seconds] = stamp
-        return stamp
+        return remember(self._second_stamps, seconds, stamp)
 
     def _stamp(self, severity: int, epoch_ms: int | None, now: list[bytes]) -> bytes:
         """The header for a message of *severity* at *epoch_ms* (None: now)."""
@@ -169,9 +156,7 @@ class EventEncoder:
                 stamp = self._after_pri(b"%d" % seconds)
                 if stamp is None:  # no time RFC 5424 can write
                     return now[severity]
-                if len(self._int_stamps) >= _CACHE_ENTRIES:
-                    self._int_stamps.clear()
-                self._int_stamps[seconds] = stamp
+                remember(self._int_stamps, seconds, stamp)
             return self._pri[severity] + stamp + self._ms_list[millis]
         return now[severity]
 
@@ -186,20 +171,14 @@ class EventEncoder:
         if raw is None or not self._event_time:
             return None
         if raw.isdigit():
-            return cef.epoch_digits(raw)
+            return times.epoch_digits(raw)
         moment = self._time_values.get(raw, -1)
         if moment == -1:
-            moment = cef.parse_time(raw.decode("utf-8", "replace"), self._clock())
-            if len(self._time_values) >= _CACHE_ENTRIES:
-                self._time_values.clear()
-            self._time_values[raw] = moment
+            moment = times.parse_time(raw.decode("utf-8", "replace"), self._clock())
+            remember(self._time_values, raw, moment)
         return moment
 
     # --- encoding --------------------------------------------------------------------------
-
-    def encode_batch(self, records: list[Record]) -> list[bytes]:
-        """The messages of *records* that can be sent (see ``encode`` for the others)."""
-        return self.encode(records).messages
 
     def encode(self, records: list[Record]) -> Encoded:
         """One message per record that can be sent; the others with their reasons."""
@@ -295,7 +274,8 @@ class EventEncoder:
                 ext = parts[7]
                 field: bytes | None = parts[6]
                 if text.find(b"\\", 0, len(text) - len(ext)) >= 0:
-                    field, ext = _escaped_header(text)
+                    cut = cef.split_fields(text, 7)
+                    field, ext = (cut[6], cut[7]) if len(cut) > 7 else (None, b"")
                 if field is not None and parts[0] == b"CEF:0":
                     if not event_time:
                         head = now_heads(field)
@@ -329,7 +309,7 @@ class EventEncoder:
             return None, None
         stamp = self._after_pri(ext[3:13])
         if stamp is not None:
-            self._remember(self._epoch_stamps, ext[:13], stamp)
+            remember(self._epoch_stamps, ext[:13], stamp)
         return stamp, tail
 
     def _cef_message(
@@ -340,10 +320,11 @@ class EventEncoder:
         if len(parts) <= 7:
             rejected.append((record, f"CEF header has {len(parts) - 1} of its 7 '|'-separated fields"))
             return None
-        field, ext = _escaped_header(text)
-        if field is None:
+        cut = cef.split_fields(text, 7)
+        if len(cut) <= 7:
             rejected.append((record, "CEF header has fewer than 7 unescaped '|'-separated fields"))
             return None
+        field, ext = cut[6], cut[7]
         if not _VERSION.match(parts[0]):
             rejected.append((record, f"CEF version is not a number ({parts[0][4:24]!r})"))
             return None
@@ -352,19 +333,13 @@ class EventEncoder:
             return None
         moment = None
         if self._event_time:
-            for raw in cef.raw_time_values(ext):  # rt, else end
+            for raw in times.raw_time_values(ext):  # rt, else end
                 moment = self._time_of(raw)
                 if moment is not None:
                     if ext.startswith(b"rt=" + raw):
                         self._learn(ext, raw, moment)  # so that the next such record takes the fast path
                     break
-        return self._stamp(severity_of_text(field.decode("utf-8", "replace")), moment, now) + text
-
-    @staticmethod
-    def _remember(store: dict[bytes, bytes], key: bytes, stamp: bytes) -> None:
-        if len(store) >= _CACHE_ENTRIES:
-            store.clear()
-        store[key] = stamp
+        return self._stamp(field_severity(field), moment, now) + text
 
     def _learn(self, ext: bytes, raw: bytes, moment: int) -> None:
         """Cache the header part of an ``rt=`` value that starts *ext*, when its form allows."""
@@ -373,14 +348,14 @@ class EventEncoder:
         if stamp is None:
             return
         if raw.isdigit() and len(raw) == 13:
-            self._remember(self._epoch_stamps, ext[:13], stamp)
+            remember(self._epoch_stamps, ext[:13], stamp)
         elif len(raw) == 28 and millis == 0:  # Java's Date.toString(): "Mon May 18 14:49:40 UTC 2020"
-            self._remember(self._date_stamps, ext[:31], stamp)
+            remember(self._date_stamps, ext[:31], stamp)
 
     def _json_head(self, text: bytes, now: list[bytes]) -> bytes:
         """The header of a JSON record: its ``severity`` and ``time`` members, read raw."""
         raw = raw_member(text, b"severity")
-        severity = SEVERITY_NOTICE if raw is None else severity_of_text(raw.decode("utf-8", "replace"))
+        severity = SEVERITY_NOTICE if raw is None else syslog_severity(raw.decode("utf-8", "replace"))
         moment = None
         if self._event_time:
             for name in (b"time", b"creationTime"):  # as catofields.json_event_time
@@ -428,7 +403,7 @@ class EventEncoder:
             elif record.kind == "cef":
                 # Only invalid_utf8: keep leaves bytes that need surrogateescape.
                 event = cef.parse(raw.decode("utf-8", "surrogateescape"))
-                severity, moment = severity_of_text(event.severity), cef.event_time(event, self._clock())
+                severity, moment = syslog_severity(event.severity), times.event_time(event, self._clock())
                 body = self._from_cef(event, raw)
             else:
                 obj = load_object(raw)
@@ -457,7 +432,7 @@ class EventEncoder:
         """The syslog severity of an event's severity value (JSON ``severity``, CEF Severity)."""
         if level is None:
             return SEVERITY_NOTICE
-        return severity_of_text(level if type(level) is str else catofields.value_text(level))
+        return syslog_severity(level if type(level) is str else catofields.value_text(level))
 
     def _from_cef(self, event: cef.CefEvent, raw: bytes) -> bytes:
         if self.encoding == "leef":
@@ -465,30 +440,3 @@ class EventEncoder:
         if self.encoding == "json":
             return cef_as_json(event).encode("utf-8", self._errors)
         return raw
-
-
-def _escaped_header(text: bytes) -> tuple[bytes | None, bytes]:
-    """(Severity field, extension) of a CEF line whose header holds backslashes."""
-    # A backslash takes the next byte literally. Masking every escaped pair ("\\\\" first,
-    # then "\\|") with two other bytes keeps the offsets and leaves only the real separators.
-    cuts = text.replace(b"\\\\", b"\0\0").replace(b"\\|", b"\0\0").split(b"|", 7)
-    if len(cuts) <= 7:
-        return None, b""
-    start = len(text) - len(cuts[7])
-    return text[start - 1 - len(cuts[6]) : start - 1], text[start:]
-
-
-def as_event_encoder(encoder: EventEncoder | SyslogEncoder) -> EventEncoder | _Plain:
-    """An encoder with ``encode``: *encoder* itself, or a SyslogEncoder wrapped (pass-through,
-    header time "now": what the pipeline did before output.encoding existed)."""
-    return encoder if isinstance(encoder, EventEncoder) else _Plain(encoder)
-
-
-class _Plain:
-    """A SyslogEncoder as an EventEncoder: every record sent, none rejected."""
-
-    def __init__(self, encoder: SyslogEncoder) -> None:
-        self._encoder = encoder
-
-    def encode(self, records: list[Record]) -> Encoded:
-        return Encoded(records, self._encoder.encode_batch(records), [], [])

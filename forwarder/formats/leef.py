@@ -27,7 +27,7 @@ import functools
 import re
 from typing import NamedTuple
 
-from forwarder.formats.cef import KEY_PATTERN, escape_header
+from forwarder.formats.cef import KEY_PATTERN, escape_header, split_fields
 
 VERSION = "2.0"
 _DELIMITERS = (("\t", "x09"), ("^", "^"), ("~", "~"), ("\x1f", "x1F"))
@@ -150,15 +150,10 @@ def parse(text: str) -> LeefEvent:
 
 
 def _split_header(body: str, count: int) -> tuple[list[str], str]:
-    masked = body.replace("\\\\", "\0\0").replace("\\|", "\0\0")
-    cuts = masked.split("|", count)
-    if len(cuts) <= count:
-        raise LeefError(f"LEEF header has {len(cuts) - 1} of its {count} '|'-separated fields")
-    fields, start = [], 0
-    for cut in cuts[:count]:
-        fields.append(body[start : start + len(cut)])
-        start += len(cut) + 1
-    return fields, body[start:]
+    parts = split_fields(body, count)
+    if len(parts) <= count:
+        raise LeefError(f"LEEF header has {len(parts) - 1} of its {count} '|'-separated fields")
+    return parts[:count], parts[count]
 
 
 def _delimiter(field: str) -> str:

@@ -30,7 +30,7 @@ from typing import IO, NamedTuple, cast
 
 from forwarder.errors import FetchError
 from forwarder.formats.archive import ARCHIVE_ERRORS, Member
-from forwarder.formats.jsonevents import JsonSplitter, Piece, is_one_object
+from forwarder.formats.jsonsplit import JsonSplitter, Piece, is_one_object
 
 BOM = b"\xef\xbb\xbf"
 _LAST_BYTE = operator.itemgetter(-1)

@@ -11,33 +11,20 @@ the connection it keeps (``Transport.probe``: a peer that hung up is noticed, a 
 connection made) at most every ``metrics.probe_interval_secs``, and a batch's outcome
 counts as a check.
 
-``Endpoint`` serves, on ``metrics.listen``:
-
-- ``/metrics``: the Prometheus text format;
-- ``/healthz``: 200 ``ok`` while the process runs;
-- ``/readyz``: 200 when ready, else 503, with a JSON body saying which check failed.
+Each pipeline has its own ``Health``; ``forwarder.observe.endpoint`` serves them all.
 """
 
 from __future__ import annotations
 
 import calendar
-import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
-
-from forwarder.core.checkpoint import Failure, Position
+from forwarder.core.checkpoint import Failure
 from forwarder.core.observer import Observer
-from forwarder.errors import ConfigError
-from forwarder.sources.s3 import LogObject
+from forwarder.sources.base import LogObject
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +57,7 @@ class Health(Observer):
         self.collector_checks: dict[str, Check] = {}  # every collector heard of (failover: several)
         self.bucket_check = Check(None, "not listed yet")
         self.stuck_on: Failure | None = None
+        self.stopped_on = ""  # why the pipeline stopped for good (a corrupt checkpoint...)
         self._stuck_since = 0.0
 
     # --- the pipeline's outcomes ------------------------------------------------------
@@ -110,13 +98,21 @@ class Health(Observer):
         self.bucket_check = Check(True, "the last poll worked")
 
     def bad_file(self, failure: Failure) -> None:
-        if self.stuck_on is None or self.stuck_on.sequence != failure.sequence:
+        if self.stuck_on is None or self.stuck_on.key != failure.key:
             self._stuck_since = _epoch(failure.since, self._wall())
         self.stuck_on = failure
 
-    def saved(self, position: Position) -> None:
-        stuck = self.stuck_on
-        if stuck is not None and (position.sequence, position.complete) > (stuck.sequence, False):
+    def file_done(self, obj: LogObject, records: int) -> None:
+        self._past(obj)
+
+    def quarantined(self, obj: LogObject) -> None:
+        self._past(obj)
+
+    def stopped(self, reason: str) -> None:
+        self.stopped_on = reason
+
+    def _past(self, obj: LogObject) -> None:
+        if self.stuck_on is not None and self.stuck_on.key == obj.key:
             self.stuck_on = None  # got past it (delivered, or quarantined)
 
     # --- what is reported -------------------------------------------------------------
@@ -137,7 +133,10 @@ class Health(Observer):
                 f"held on {stuck.key} for {secs:.0f}s ({stuck.attempts} failed attempts; "
                 f"unready after {self._stuck_after:g}s): {stuck.reason}",
             )
-        return {"collector": self.collector_check, "bucket": self.bucket_check, "stuck": held}
+        checks = {"collector": self.collector_check, "bucket": self.bucket_check, "stuck": held}
+        if self.stopped_on:
+            checks["running"] = Check(False, f"stopped: {self.stopped_on}")
+        return checks
 
     def ready(self) -> bool:
         """True when every check passed."""
@@ -150,70 +149,3 @@ def _epoch(text: str, default: float) -> float:
         return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
     except (TypeError, ValueError):
         return default
-
-
-class Endpoint:
-    """A small threaded HTTP server for /metrics, /healthz and /readyz."""
-
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health) -> None:
-        handler = _handler(registry, health)
-        server_class = _Server6 if ":" in host else ThreadingHTTPServer
-        try:
-            self._server = server_class((host, port), handler)
-        except OSError as exc:
-            where = _address(host, port)
-            raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc.strerror or exc}") from None
-        self.host = host
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-        self._thread.start()
-        log.info("metrics on http://%s/metrics, health on /healthz and /readyz", _address(host, self.port))
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-
-class _Server6(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "forwarder"
-
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))  # or OpenMetrics
-                self._reply(200, content_type, encoder(registry))
-            elif path == "/healthz":
-                self._reply(200, "text/plain; charset=utf-8", b"ok\n")
-            elif path == "/readyz":
-                checks = health.checks()
-                ready = all(check.ok for check in checks.values())
-                body: dict[str, Any] = {
-                    "ready": ready,
-                    "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
-                }
-                self._reply(200 if ready else 503, "application/json", json.dumps(body).encode() + b"\n")
-            else:
-                self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics, /healthz, /readyz\n")
-
-        def _reply(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
-            """Scrapes are not logged (one every 15 s would drown the log)."""
-
-    return Handler

@@ -1,9 +1,11 @@
 """The forwarder's own log: readable text on a terminal, JSON lines otherwise.
 
 JSON lines (python-json-logger) carry stable fields: ``time``, ``level``, ``logger``,
-``message``, plus ``key``, ``member``, ``line`` and ``records`` where a message is about
-an object or a record, and ``files_remaining``, ``events_remaining``, ``events_per_sec``,
-``eta_secs`` and ``lag_secs`` on backlog progress lines.
+``message``, ``pipeline`` (the pipeline the line is about, when it is about one), plus
+``key``, ``member``, ``line`` and ``records`` where a message is about an object or a
+record, and ``files_remaining``, ``events_remaining``, ``events_per_sec``, ``eta_secs`` and
+``lag_secs`` on backlog progress lines. Text lines about a pipeline other than the one of a
+single-pipeline file start with its name in brackets.
 
 - **No secrets.** No secret value is ever passed to a log call; as a second line of
   defence, every secret value of the config (and the AWS_* secrets of the environment) is
@@ -29,6 +31,8 @@ from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from forwarder.core.context import PIPELINE
+
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 MASK = "***"
 # Shorter secret values are not masked: masking "pw" would garble every line that has it.
@@ -52,13 +56,13 @@ class RepeatFilter(logging.Filter):
         super().__init__()
         self._window = window_secs
         self._clock = clock
-        self._seen: dict[tuple[str, int, str], _Seen] = {}
+        self._seen: dict[tuple[str, str, int, str], _Seen] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._window <= 0:
             return True
         message = record.getMessage()
-        key = (record.name, record.levelno, message)
+        key = (getattr(record, "pipeline", ""), record.name, record.levelno, message)
         now = self._clock()
         seen = self._seen.get(key)
         if seen is not None and now - seen.shown_at < self._window:
@@ -79,7 +83,7 @@ class RepeatFilter(logging.Filter):
         for key, seen in list(self._seen.items()):
             if seen.count and seen.last is not None and (everything or now - seen.shown_at >= self._window):
                 summary = logging.makeLogRecord(seen.last.__dict__)
-                summary.msg, summary.args = key[2] + _repeated(seen.count, now - seen.shown_at), None
+                summary.msg, summary.args = key[3] + _repeated(seen.count, now - seen.shown_at), None
                 summaries.append(summary)
                 del self._seen[key]
         return summaries
@@ -89,12 +93,37 @@ def _repeated(count: int, secs: float) -> str:
     return f" (repeated {count} more time{'' if count == 1 else 's'} in {secs:.0f}s)"
 
 
+def _name_pipeline(record: logging.LogRecord) -> bool:
+    """Give *record* the ``pipeline`` it is about (a logging filter)."""
+    if not hasattr(record, "pipeline"):
+        name = PIPELINE.get()
+        if name:
+            record.pipeline = name
+    return True
+
+
+class _TextFormatter(logging.Formatter):
+    """The text format, with ``[pipeline]`` before the message when there are several."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        name = getattr(record, "pipeline", "")
+        if not name or name == "default":
+            return super().formatMessage(record)
+        message = record.message
+        record.message = f"[{name}] {message}"
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stream handler that masks secrets, drops repeats and keeps a live line on a terminal."""
 
     def __init__(self, stream: IO[str], secrets: Iterable[str], repeats: RepeatFilter, live: bool) -> None:
         super().__init__(stream)
         self.repeats = repeats
+        self.addFilter(_name_pipeline)
         self.addFilter(repeats)
         self.live = live
         self._status = ""
@@ -185,7 +214,7 @@ def setup_logging(
             )
         )
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(_TextFormatter(TEXT_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

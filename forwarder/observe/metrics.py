@@ -1,12 +1,12 @@
-"""Prometheus metrics (prometheus-client), and the wiring of every observer from the config.
+"""Prometheus metrics (prometheus-client): one registry per process, a ``pipeline`` label on all.
 
-``Metrics`` counts what the pipeline reports into its own ``CollectorRegistry`` (never
-the library's global one: nothing is built at import time, and several can live in one
-process), and reads the gauges from ``progress.Backlog`` and ``health.Health`` when
-scraped. The names, all prefixed ``forwarder_``:
+``Metrics`` owns the counters and reads the gauges from each pipeline's ``Backlog`` and
+``Health`` when scraped; ``Metrics.pipeline(name, ...)`` is the observer one pipeline
+reports to. Its own ``CollectorRegistry`` (never the library's global one: nothing is
+built at import time). The names, all prefixed ``forwarder_``, all labelled ``pipeline``:
 
 =================================  =========  ===========================================
-events_read_total                  counter    records read from files (good and bad)
+events_read_total                  counter    records read from objects (good and bad)
 events_sent_total                  counter    events the collector acknowledged
 events_failed_total                counter    events in batches not acknowledged (sent again)
 events_dead_lettered_total         counter    records never to be forwarded, by ``reason``:
@@ -15,23 +15,24 @@ events_altered_total               counter    events sent with their text change
                                               ``reason``: invalid_utf8 (replaced), truncated,
                                               split (output.oversize)
 bytes_sent_total                   counter    syslog message bytes acknowledged (unframed)
-files_done_total                   counter    files delivered completely
-files_quarantined_total            counter    files given up on (on_bad_file: quarantine)
-gaps_total, files_missing_total    counter    gaps seen, and the files missing in them
+files_done_total                   counter    objects delivered completely
+files_quarantined_total            counter    objects given up on (on_bad_file: quarantine)
+gaps_total, files_missing_total    counter    gaps seen, and the objects missing in them
 batch_ack_seconds                  histogram  from sending a batch to its acknowledgement
-files_pending                      gauge      files after the checkpoint (NaN: probe mode)
-bytes_pending                      gauge      their size in the bucket
-lag_seconds                        gauge      newest file's time - last delivered file's time
-newest_file_timestamp_seconds      gauge      S3 LastModified of the newest file seen
-delivered_file_timestamp_seconds   gauge      ... of the file delivered last
-checkpoint_sequence                gauge      the checkpoint's file sequence number
-checkpoint_records                 gauge      records of that file delivered
-checkpoint_complete                gauge      1 when that file is done
+files_pending                      gauge      objects still to deliver (NaN: not listed)
+bytes_pending                      gauge      their size
+lag_seconds                        gauge      newest object's time - delivered object's time
+newest_file_timestamp_seconds      gauge      S3 LastModified of the newest object seen
+delivered_file_timestamp_seconds   gauge      ... of the object delivered last
+checkpoint_sequence                gauge      the checkpoint's file sequence number (log
+                                              exporter; NaN for other sources)
+checkpoint_records                 gauge      records of that object delivered
+checkpoint_complete                gauge      1 when that file is done (log exporter)
 collector_up{collector}            gauge      1 reachable, 0 not, per collector heard of
                                               (failover: each of output.hosts tried)
-bucket_up                          gauge      the same for the bucket
-stuck_seconds                      gauge      time held on a file that cannot be read
-ready                              gauge      1 when /readyz says ready
+bucket_up                          gauge      the same for the source
+stuck_seconds                      gauge      time held on an object that cannot be read
+ready                              gauge      1 when /readyz says this pipeline is ready
 =================================  =========  ===========================================
 
 Counters start at zero with each process (Prometheus' ``rate``/``increase`` handle that);
@@ -40,76 +41,121 @@ what the checkpoint keeps across restarts (gaps, quarantine) is in ``forwarder s
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from forwarder.config import Config, split_listen
-from forwarder.core.observer import Fanout, Observer
-from forwarder.observe.health import Endpoint, Health
-from forwarder.observe.logs import show_status
-from forwarder.observe.progress import Backlog, Progress
-from forwarder.sources.s3 import LogObject
+from forwarder.core.observer import Observer
+from forwarder.observe.health import Health
+from forwarder.observe.progress import Backlog
+from forwarder.sources.base import Gap, LogObject
 
 # Measured on loopback (rsyslog, 58 batches of 1000 events): a quarter within 1 ms, median
 # ~2.5 ms, all within 25 ms. A WAN adds its round trip; a stalled collector takes up to
 # output.ack_timeout_secs (30 s by default).
 ACK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+DEAD_REASONS = ("bad_record", "too_big")
+ALTERED_REASONS = ("invalid_utf8", "truncated", "split")
 
 
-class Metrics(Observer):
-    """The Prometheus side of the observers; ``registry`` is what /metrics serves."""
+class Metrics:
+    """The process's metrics; ``registry`` is what /metrics serves."""
 
-    def __init__(self, backlog: Backlog, health: Health, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            return Counter(f"forwarder_{name}", doc, labels, registry=self.registry)
+            return Counter(f"forwarder_{name}", doc, ("pipeline", *labels), registry=self.registry)
 
-        self._read = counter("events_read_total", "Records read from files (good and bad).")
-        self._sent = counter("events_sent_total", "Events the collector acknowledged.")
-        self._failed = counter("events_failed_total", "Events in batches not acknowledged (sent again).")
-        self._dead = counter(
+        self.read = counter("events_read_total", "Records read from objects (good and bad).")
+        self.sent = counter("events_sent_total", "Events the collector acknowledged.")
+        self.failed = counter("events_failed_total", "Events in batches not acknowledged (sent again).")
+        self.dead = counter(
             "events_dead_lettered_total",
             "Records that will never be forwarded (each one logged), by reason.",
             ("reason",),
         )
-        self._altered = counter(
+        self.altered = counter(
             "events_altered_total",
             "Events sent with their text changed (each one in the dead-letter file), by reason.",
             ("reason",),
         )
-        self._bytes = counter("bytes_sent_total", "Syslog message bytes acknowledged (before framing).")
-        self._files = counter("files_done_total", "Files delivered completely.")
-        self._quarantined = counter("files_quarantined_total", "Files given up on (on_bad_file: quarantine).")
-        self._gaps = counter("gaps_total", "Gaps seen: runs of files missing from the bucket.")
-        self._missing = counter("files_missing_total", "Files missing in the gaps seen.")
-        self._ack = Histogram(
+        self.bytes = counter("bytes_sent_total", "Syslog message bytes acknowledged (before framing).")
+        self.files = counter("files_done_total", "Objects delivered completely.")
+        self.quarantined = counter("files_quarantined_total", "Objects given up on (quarantined).")
+        self.gaps = counter("gaps_total", "Gaps seen: runs of objects missing from the source.")
+        self.missing = counter("files_missing_total", "Objects missing in the gaps seen.")
+        self.ack = Histogram(
             "forwarder_batch_ack_seconds",
             "Seconds from sending a batch to its acknowledgement.",
+            ("pipeline",),
             buckets=ACK_BUCKETS,
             registry=self.registry,
         )
-        for reason in ("bad_record", "too_big"):
-            self._dead.labels(reason)  # present (at 0) before the first one
-        for reason in ("invalid_utf8", "truncated", "split"):
-            self._altered.labels(reason)
-        self.registry.register(_StateCollector(backlog, health))
+        # Each pipeline's gauges: replaced (never changed in place) when a pipeline comes or goes.
+        self.state: dict[str, tuple[Backlog, Health]] = {}
+        self.registry.register(_StateCollector(self))
+
+    def pipeline(self, name: str, backlog: Backlog, health: Health) -> PipelineMetrics:
+        """The observer pipeline *name* reports to; its gauges come from *backlog* and *health*."""
+        self.state = {**self.state, name: (backlog, health)}
+        return PipelineMetrics(self, name)
+
+    def forget(self, name: str) -> None:
+        """Pipeline *name* is gone (a reload removed it): its series leave /metrics."""
+        self.state = {k: v for k, v in self.state.items() if k != name}
+        singles: tuple[Any, ...] = (
+            self.read,
+            self.sent,
+            self.failed,
+            self.bytes,
+            self.files,
+            self.quarantined,
+        )
+        for metric in (*singles, self.gaps, self.missing, self.ack):
+            _remove(metric, (name,))
+        for reason in DEAD_REASONS:
+            _remove(self.dead, (name, reason))
+        for reason in ALTERED_REASONS:
+            _remove(self.altered, (name, reason))
+
+
+def _remove(metric: Any, labels: tuple[str, ...]) -> None:
+    with contextlib.suppress(KeyError):  # never reported
+        metric.remove(*labels)
+
+
+class PipelineMetrics(Observer):
+    """The Prometheus side of one pipeline's observers: its children of ``Metrics``' series."""
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self._read = metrics.read.labels(name)
+        self._sent = metrics.sent.labels(name)
+        self._failed = metrics.failed.labels(name)
+        self._dead = {reason: metrics.dead.labels(name, reason) for reason in DEAD_REASONS}
+        self._altered = {reason: metrics.altered.labels(name, reason) for reason in ALTERED_REASONS}
+        self._bytes = metrics.bytes.labels(name)
+        self._files = metrics.files.labels(name)
+        self._quarantined = metrics.quarantined.labels(name)
+        self._gaps = metrics.gaps.labels(name)
+        self._missing = metrics.missing.labels(name)
+        self._ack = metrics.ack.labels(name)
 
     def read(self, count: int) -> None:
         self._read.inc(count)
 
     def skipped(self, reason: str) -> None:
-        self._dead.labels(reason).inc()
+        self._dead[reason].inc()
         if reason == "bad_record":  # bad records never reach a batch, so read() did not count them
             self._read.inc()
 
     def altered(self, reason: str) -> None:
-        self._altered.labels(reason).inc()
+        self._altered[reason].inc()
 
     def sent(self, collector: str, events: int, size: int, ack_secs: float) -> None:
         self._sent.inc(events)
@@ -125,68 +171,56 @@ class Metrics(Observer):
     def quarantined(self, obj: LogObject) -> None:
         self._quarantined.inc()
 
-    def gap(self, first: int, last: int) -> None:
+    def gap(self, gap: Gap) -> None:
         self._gaps.inc()
-        self._missing.inc(last - first + 1)
+        self._missing.inc(gap.missing)
 
 
 class _StateCollector(Collector):
-    """Gauges read from the backlog and health state at each scrape."""
+    """Gauges read from each pipeline's backlog and health at each scrape."""
 
-    def __init__(self, backlog: Backlog, health: Health) -> None:
-        self._backlog = backlog
-        self._health = health
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        state = self._backlog.state()
-        position = state.position
-        health = self._health
+        families: dict[str, GaugeMetricFamily] = {}
 
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            return GaugeMetricFamily(f"forwarder_{name}", doc, value=value)
+        def gauge(name: str, doc: str, pipeline: str, value: float, **labels: str) -> None:
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(
+                    f"forwarder_{name}", doc, labels=["pipeline", *labels]
+                )
+            family.add_metric([pipeline, *labels.values()], value)
 
-        yield gauge(
-            "files_pending", "Files after the checkpoint (NaN with discovery: probe).", state.pending_files
-        )
-        yield gauge("bytes_pending", "Bytes of the files after the checkpoint.", state.pending_bytes)
-        yield gauge("lag_seconds", "Newest file's time minus the last delivered file's time.", state.lag_secs)
-        yield gauge(
-            "newest_file_timestamp_seconds",
-            "S3 LastModified of the newest file seen.",
-            _known(state.newest_file_time),
-        )
-        yield gauge(
-            "delivered_file_timestamp_seconds",
-            "S3 LastModified of the file delivered last.",
-            _known(state.delivered_file_time),
-        )
-        yield gauge(
-            "checkpoint_sequence",
-            "Sequence number of the checkpoint's file.",
-            position.sequence if position else math.nan,
-        )
-        yield gauge(
-            "checkpoint_records",
-            "Records of the checkpoint's file delivered.",
-            position.records if position else math.nan,
-        )
-        yield gauge(
-            "checkpoint_complete",
-            "1 when the checkpoint's file is done.",
-            float(position.complete) if position else math.nan,
-        )
-        checks = health.checks()
-        up = GaugeMetricFamily(
-            "forwarder_collector_up",
-            "1 when the collector acknowledges, 0 when not, NaN before.",
-            labels=["collector"],
-        )
-        for label, check in list(health.collector_checks.items()):  # one C call: no race with the pipeline
-            up.add_metric([label], _flag(check.ok))
-        yield up
-        yield gauge("bucket_up", "1 when the last listing or download worked.", _flag(checks["bucket"].ok))
-        yield gauge("stuck_seconds", "Seconds held on a file that cannot be read.", health.stuck_secs())
-        yield gauge("ready", "1 when /readyz says ready.", float(all(c.ok for c in checks.values())))
+        for pipeline, (backlog, health) in self._metrics.state.items():
+            state = backlog.state()
+            cursor = state.position.cursor if state.position else {}
+            checks = health.checks()
+            for name, doc, value in (
+                ("files_pending", "Objects still to deliver (NaN: not listed).", state.pending_files),
+                ("bytes_pending", "Bytes of the objects still to deliver.", state.pending_bytes),
+                ("lag_seconds", "Newest object's time minus the delivered object's time.", state.lag_secs),
+                ("newest_file_timestamp_seconds", "S3 LastModified of the newest object seen.",
+                 _known(state.newest_file_time)),
+                ("delivered_file_timestamp_seconds", "S3 LastModified of the object delivered last.",
+                 _known(state.delivered_file_time)),
+                ("checkpoint_sequence", "Sequence number of the checkpoint's file (log exporter).",
+                 _number(cursor.get("sequence"))),
+                ("checkpoint_records", "Records of the checkpoint's object delivered.",
+                 state.position.records if state.position else math.nan),
+                ("checkpoint_complete", "1 when the checkpoint's file is done (log exporter).",
+                 float(bool(cursor.get("complete"))) if "sequence" in cursor else math.nan),
+                ("bucket_up", "1 when the last listing or download worked.", _flag(checks["bucket"].ok)),
+                ("stuck_seconds", "Seconds held on an object that cannot be read.", health.stuck_secs()),
+                ("ready", "1 when /readyz says this pipeline is ready.",
+                 float(all(c.ok for c in checks.values()))),
+            ):  # fmt: skip
+                gauge(name, doc, pipeline, value)
+            for label, check in list(health.collector_checks.items()):  # one C call: no race
+                gauge("collector_up", "1 when the collector acknowledges, 0 when not.", pipeline,
+                      _flag(check.ok), collector=label)  # fmt: skip
+        yield from families.values()
 
 
 def _flag(ok: bool | None) -> float:
@@ -197,32 +231,5 @@ def _known(epoch: float) -> float:
     return epoch if epoch else math.nan
 
 
-class Observing:
-    """Every observer of a ``run``, built from *config*; ``observer`` goes to the pipeline.
-
-    Backlog tracking and progress lines (and the live line on a terminal: *status*)
-    always; with ``metrics.listen``, also health, the Prometheus metrics and the HTTP
-    endpoint (listening from construction on).
-    """
-
-    def __init__(self, config: Config, status: Callable[[str], None] = show_status) -> None:
-        self.backlog = Backlog()
-        self.progress = Progress(self.backlog, config.log.progress_interval_secs, status)
-        observers: list[Observer] = [self.backlog, self.progress]
-        self.health: Health | None = None
-        self.metrics: Metrics | None = None
-        self.endpoint: Endpoint | None = None
-        m = config.metrics
-        if m.listen:
-            self.health = Health(m.stuck_after_secs, m.probe_interval_secs)
-            self.metrics = Metrics(self.backlog, self.health)
-            self.endpoint = Endpoint(*split_listen(m.listen), self.metrics.registry, self.health)
-            observers += [self.health, self.metrics]
-        self.observer = Fanout(observers)
-
-    def close(self) -> None:
-        """Stop the endpoint and clear the live line."""
-        self.progress.close()
-        if self.endpoint is not None:
-            self.endpoint.close()
-            self.endpoint = None
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else math.nan

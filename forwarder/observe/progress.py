@@ -1,10 +1,11 @@
 """How far behind the forwarder is, and progress lines while it catches up.
 
-``Backlog`` keeps the bucket's latest listing and the checkpoint, and answers "how many
-files (and bytes) are still to send" and "the lag": seconds between the newest file's
-time (S3 LastModified) and the time of the file delivered last. With ``discovery:
-probe`` nothing lists the bucket: pending files are unknown (NaN) and the newest file is
-the newest one found so far.
+``Backlog`` keeps the source's latest listing of the objects still to deliver, less those
+done since, and answers "how many objects (and bytes) are still to send" and "the lag":
+seconds between the newest object's time (S3 LastModified) and the time of the object
+delivered last (or, before one is, the first one fetched). A source that does not list
+(``discovery: probe``) leaves pending unknown (NaN); the newest object is then the newest
+one found so far.
 
 ``Progress`` turns that into a log line every ``log.progress_interval_secs`` while a
 backlog lasts (files and events remaining, rate, estimated time to catch up), one line
@@ -13,7 +14,6 @@ when it is caught up, and, on a terminal, a live status line.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import time
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from forwarder.core.checkpoint import Position
 from forwarder.core.observer import Observer
-from forwarder.sources.s3 import LogObject
+from forwarder.sources.base import LogObject
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,6 @@ BACKLOG_FILES = 2
 # The live line's rate is taken over about this many seconds.
 LIVE_RATE_WINDOW_SECS = 5.0
 LIVE_REFRESH_SECS = 0.5
-
-
-@dataclass(frozen=True)
-class _Listing:
-    """One listing: sorted sequence numbers, bytes from each one to the end, file times."""
-
-    sequences: list[int]
-    bytes_from: list[int]  # bytes_from[i] = sum of the sizes of files i..end
-    modified: dict[int, float]
-    newest: float
 
 
 @dataclass(frozen=True)
@@ -59,57 +49,50 @@ class BacklogState:
 
 
 class Backlog(Observer):
-    """Tracks the listing and the checkpoint; ``state()`` is safe from any thread."""
+    """Tracks the source's listings and what was delivered since; ``state()`` is safe from any
+    thread (it reads what one assignment replaced)."""
 
     def __init__(self) -> None:
-        self._listing: _Listing | None = None
-        self._found: dict[int, float] = {}  # sequence -> time, of files downloaded (probe mode)
+        self._pending: dict[str, LogObject] | None = None  # by key, as of the last listing
         self._newest_found = 0.0
         self._delivered_time = 0.0
         self.position: Position | None = None
 
     def listed(self, objects: Sequence[LogObject]) -> None:
-        sizes = [o.size for o in objects]
-        bytes_from = [0] * (len(sizes) + 1)
-        for i in range(len(sizes) - 1, -1, -1):
-            bytes_from[i] = bytes_from[i + 1] + sizes[i]
-        modified = {o.sequence: o.modified for o in objects if o.modified}
-        newest = max(modified.values(), default=0.0)
-        self._listing = _Listing([o.sequence for o in objects], bytes_from, modified, newest)
-        if self.position is not None and self.position.sequence in modified:
-            self._delivered_time = modified[self.position.sequence]
+        self._pending = {o.key: o for o in objects}
+        self._newest_found = max([self._newest_found, *(o.modified for o in objects)])
 
     def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
         if obj is not None and obj.modified:
-            self._found[obj.sequence] = obj.modified
             self._newest_found = max(self._newest_found, obj.modified)
+            if not self._delivered_time:  # the first object of a run: delivery is at least this late
+                self._delivered_time = obj.modified
 
     def saved(self, position: Position) -> None:
         self.position = position
-        listing = self._listing
-        known = self._found.get(position.sequence) or (
-            listing.modified.get(position.sequence) if listing else 0
-        )
-        if known:
-            self._delivered_time = known
-        # files before the position are done: forget them (keeps the map to the prefetch window)
-        self._found = {s: t for s, t in self._found.items() if s >= position.sequence}
+
+    def file_done(self, obj: LogObject, records: int) -> None:
+        self._done(obj)
+
+    def quarantined(self, obj: LogObject) -> None:
+        self._done(obj)
+
+    def _done(self, obj: LogObject) -> None:
+        if obj.modified:
+            self._delivered_time = obj.modified
+        pending = self._pending
+        if pending is not None and obj.key in pending:
+            self._pending = {k: o for k, o in pending.items() if k != obj.key}
 
     def state(self) -> BacklogState:
-        """Pending files and bytes after the checkpoint, and the lag, as of the last listing."""
-        listing, position = self._listing, self.position
+        """Objects and bytes still to send (as of the last listing, less what was done since),
+        and the lag."""
+        pending, position = self._pending, self.position
         pending_files = pending_bytes = NAN
-        if listing is not None:
-            if position is None:
-                first = 0
-            elif position.complete:
-                first = bisect.bisect_right(listing.sequences, position.sequence)
-            else:
-                first = bisect.bisect_left(listing.sequences, position.sequence)
-            pending_files = float(len(listing.sequences) - first)
-            pending_bytes = float(listing.bytes_from[first])
-        newest = max(listing.newest if listing else 0.0, self._newest_found)
-        delivered = self._delivered_time if position is not None else 0.0
+        if pending is not None:
+            objects = list(pending.values())
+            pending_files, pending_bytes = float(len(objects)), float(sum(o.size for o in objects))
+        newest, delivered = self._newest_found, self._delivered_time
         lag = max(0.0, newest - delivered) if newest and delivered else NAN
         return BacklogState(pending_files, pending_bytes, lag, newest, delivered, position)
 

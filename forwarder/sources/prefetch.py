@@ -1,6 +1,6 @@
 """Prefetch: download the next files in the background while the current one is sent.
 
-A worker thread walks the source's pending files in order and downloads them to
+A worker thread walks the source's pending objects in order and downloads them to
 temporary files, staying at most ``max_files`` files and ``max_bytes`` bytes ahead of the
 consumer (one file is always allowed, however big). The consumer gets them in order; a
 failed download is handed over in its place, and the worker stops there: no file is ever
@@ -10,6 +10,7 @@ in the consumer's thread, one file at a time.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from forwarder.sources.s3 import LogObject
+from forwarder.sources.base import Cursor, LogObject
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class Fetching(Protocol):
     """What prefetching needs of a source."""
 
-    def pending(self, expected: int | None) -> Iterator[LogObject]: ...
+    def pending(self, cursor: Cursor) -> Iterator[LogObject]: ...
 
     def fetch(self, obj: LogObject) -> Path: ...
 
@@ -43,9 +44,9 @@ class Fetched:
 class Prefetcher:
     """Iterate over ``Fetched`` items in sequence order; ``close()`` cleans up what is left."""
 
-    def __init__(self, source: Fetching, expected: int | None, max_files: int, max_bytes: int) -> None:
+    def __init__(self, source: Fetching, cursor: Cursor, max_files: int, max_bytes: int) -> None:
         self._source = source
-        self._expected = expected
+        self._cursor = cursor
         self._max_files = max_files
         self._max_bytes = max_bytes
         self._items: queue.Queue[Fetched | None] = queue.Queue()
@@ -59,7 +60,9 @@ class Prefetcher:
         if self._max_files == 0:
             yield from self._walk(wait=False)
             return
-        self._thread = threading.Thread(target=self._work, name="prefetch", daemon=True)
+        # The worker logs as the pipeline's thread does (the log's pipeline name is in the context).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._work,), name="prefetch", daemon=True)
         self._thread.start()
         while (item := self._items.get()) is not None:
             if item.obj is not None:
@@ -79,7 +82,7 @@ class Prefetcher:
     def _walk(self, wait: bool) -> Iterator[Fetched]:
         """Download the pending files in order; with *wait*, only while there is room ahead."""
         try:
-            for obj in self._source.pending(self._expected):
+            for obj in self._source.pending(self._cursor):
                 if wait and not self._take_room(obj):
                     return
                 try:

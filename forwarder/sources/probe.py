@@ -8,20 +8,19 @@ and works with anonymous (unsigned) requests.
 When file N is missing, later files may still exist (the 7-day retention deleted N, or it
 was never written). Probing N+1, N+2, N+4, ... up to ``max_gap_files`` ahead finds one if
 the gap is no wider than the files still kept, then a binary search finds the first file
-after the gap. The pipeline sees the jump in sequence numbers and reports the gap.
+after the gap. The source sees the jump in sequence numbers and reports the gap.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import botocore.exceptions
 
-from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError
-from forwarder.sources.s3 import LogObject, S3Source, describe_s3_error, epoch_of
+from forwarder.sources.base import LogObject
+from forwarder.sources.s3 import Bucket, epoch_of
 
 log = logging.getLogger(__name__)
 
@@ -29,47 +28,48 @@ log = logging.getLogger(__name__)
 MISSING_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
 
-class ProbeSource(S3Source):
+class Probing:
     """Finds files by GETting the next sequence number's key; never lists the bucket."""
 
-    def __init__(self, client: Any, source: SourceConfig, client_factory: Any = None) -> None:
-        super().__init__(client, source, client_factory)
-        self._template = source.key_template
-        self._max_gap = source.max_gap_files
+    countable = False
+
+    def __init__(self, bucket: Bucket, key_template: str, max_gap_files: int) -> None:
+        self._bucket = bucket
+        self._template = key_template
+        self._max_gap = max_gap_files
 
     def key_of(self, sequence: int) -> str:
         """The key file *sequence* has."""
-        return self.prefix + self._template.format(sequence=sequence)
+        return self._bucket.prefix + self._template.format(sequence=sequence)
 
     def stat(self, sequence: int) -> LogObject | None:
         """File *sequence* with its size, or None when it is not there (403/404)."""
         key = self.key_of(sequence)
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=key, Range="bytes=0-0")
+            response = self._bucket.client.get_object(Bucket=self._bucket.name, Key=key, Range="bytes=0-0")
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in MISSING_CODES:
                 return None
             if code == "InvalidRange":  # an empty object has no byte 0
-                return LogObject(key, sequence, 0)
-            raise describe_s3_error(f"s3://{self.bucket}/{key}", exc) from exc
+                return LogObject(key, 0, 0.0, sequence)
+            raise self._bucket.failed(self._bucket.url(key), exc) from exc
         except botocore.exceptions.BotoCoreError as exc:
-            raise describe_s3_error(f"s3://{self.bucket}/{key}", exc) from exc
+            raise self._bucket.failed(self._bucket.url(key), exc) from exc
         response["Body"].close()
         total = str(response.get("ContentRange", "")).rpartition("/")[2]
-        return LogObject(
-            key, sequence, int(total) if total.isdigit() else 0, epoch_of(response.get("LastModified"))
-        )
+        size = int(total) if total.isdigit() else 0
+        return LogObject(key, size, epoch_of(response.get("LastModified")), sequence)
 
-    def pending(self, expected: int | None) -> Iterator[LogObject]:
-        """Files from *expected* on, probing one sequence number after the other."""
-        if expected is None:
+    def objects(self, first: int | None) -> Iterator[LogObject]:
+        """Files from *first* on, probing one sequence number after the other."""
+        if first is None:
             raise ConfigError(
                 "source.start: with discovery: probe there is no listing to find the earliest or "
                 "latest file; give the sequence number to start at (source.start: 7008) or import "
                 "the client script's storage file (forwarder import-state)"
             )
-        sequence = expected
+        sequence = first
         while True:
             found = self.stat(sequence)
             if found is None:
@@ -77,7 +77,7 @@ class ProbeSource(S3Source):
                 if found is None:
                     return  # not written yet
             yield found
-            sequence = found.sequence + 1
+            sequence = found.ref + 1
 
     def _after_gap(self, missing: int) -> LogObject | None:
         """The first file after *missing* when later files exist within max_gap_files."""
@@ -93,8 +93,8 @@ class ProbeSource(S3Source):
     def _first_between(self, missing: int, found: LogObject) -> LogObject:
         """Binary search for the first file after *missing* (absent) up to *found* (present)."""
         low, high = missing, found
-        while high.sequence - low > 1:
-            middle = (low + high.sequence) // 2
+        while high.ref - low > 1:
+            middle = (low + high.ref) // 2
             probe = self.stat(middle)
             if probe is None:
                 low = middle

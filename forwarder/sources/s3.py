@@ -1,36 +1,36 @@
-"""The S3 source: find the exporter's files in numeric order and download them.
+"""A bucket and prefix, reached with boto3: credentials, listing, downloads, errors in words.
 
-A source yields ``LogObject``s (key, sequence number, size) from ``pending(expected)``, in
-order, and ``fetch``es one to a temporary file, so memory stays bounded whatever the
-object's size. This module's S3Source finds files by listing the bucket
-(``discovery: list``); ``forwarder.sources.probe`` finds them by name (``discovery: probe``).
+Shared by the S3 kinds of source. ``Bucket`` lists a prefix (paginated) and downloads an
+object to a temporary file with one plain GET streamed in 1 MiB chunks, so memory stays
+flat whatever the object's size. S3 calls retry with botocore's own retry modes
+(``s3_retry_mode``, ``s3_max_attempts``); what still fails becomes a one-line FetchError
+that says what to check. A rejected key is a CredentialsError: the client is then built
+again, which reads the credentials (file, environment, role) afresh, so a rotated key is
+picked up without a restart; so is a changed shared credentials file, at the next listing.
 
-S3 calls retry with botocore's own retry modes (``source.s3_retry_mode``,
-``source.s3_max_attempts``); what still fails becomes a one-line FetchError that says what
-to check. A rejected key is a CredentialsError: the client is then built again, which
-reads the credentials (file, environment, role) afresh, so a rotated key is picked up
-without a restart.
+Credentials: static keys, a profile, or boto3's chain; with ``role_arn`` those assume the
+role (``external_id`` and ``role_session_name`` passed to STS), refreshed by botocore before
+they expire — the cross-account pattern of MSSPs and of Cato's own S3 integration.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
+import botocore.session
 from botocore import UNSIGNED
 
-from forwarder.config import SourceConfig
+from forwarder.config import S3Access
 from forwarder.errors import ConfigError, CredentialsError, FetchError
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,9 @@ CREDENTIAL_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class LogObject:
-    """One exporter file in the bucket."""
-
-    key: str
-    sequence: int
-    size: int
-    modified: float = 0.0  # S3 LastModified, epoch seconds (0: not known)
+def s3_url(bucket: str, key: str = "") -> str:
+    """``s3://bucket/key``: how an object (or a prefix) is named in messages."""
+    return f"s3://{bucket}/{key}"
 
 
 def epoch_of(value: Any) -> float:
@@ -82,6 +77,12 @@ def describe_s3_error(where: str, exc: Exception) -> FetchError:
     """Translate a botocore error into a one-line FetchError naming *where* and what to do."""
     if isinstance(exc, botocore.exceptions.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", "")) or "error"
+        if getattr(exc, "operation_name", "") == "AssumeRole":
+            message = exc.response.get("Error", {}).get("Message", "")
+            return CredentialsError(
+                f"{where}: cannot assume source.role_arn ({code}: {message}); "
+                "check the role's trust policy, source.external_id and the credentials that assume it"
+            )
         kind = CredentialsError if code in CREDENTIAL_CODES or code in ("AccessDenied", "403") else FetchError
         return kind(f"{where}: {code}: {_HINTS.get(code, exc)}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
@@ -96,31 +97,57 @@ def describe_s3_error(where: str, exc: Exception) -> FetchError:
     return FetchError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-def make_s3_client(source: SourceConfig) -> Any:
+def _session(access: S3Access) -> boto3.session.Session:
+    """A boto3 session with the source's credentials; with role_arn, ones that assume it."""
+    base = boto3.session.Session(
+        aws_access_key_id=access.access_key_id or None,
+        aws_secret_access_key=access.secret_access_key or None,
+        aws_session_token=access.session_token or None,
+        profile_name=access.profile or None,
+        region_name=access.region or None,
+    )
+    if not access.role_arn:
+        return base
+    extra = {"RoleSessionName": access.role_session_name}
+    if access.external_id:
+        extra["ExternalId"] = access.external_id
+    fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+        client_creator=base._session.create_client,
+        source_credentials=base.get_credentials(),
+        role_arn=access.role_arn,
+        extra_args=extra,
+    )
+    assumed = botocore.session.Session()
+    # botocore has no public setter for refreshable credentials; this is how its own
+    # assume-role provider hands them to a session.
+    assumed._credentials = botocore.credentials.DeferredRefreshableCredentials(  # type: ignore[attr-defined]
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
+    return boto3.session.Session(botocore_session=assumed, region_name=access.region or None)
+
+
+def make_s3_client(access: S3Access) -> Any:
     """A boto3 S3 client from the source settings (boto3's credential chain when no keys).
 
     Settings boto3 refuses (an unknown profile, a malformed region or endpoint URL) are a
     ConfigError naming the key.
     """
     try:
-        session = boto3.session.Session(
-            aws_access_key_id=source.access_key_id or None,
-            aws_secret_access_key=source.secret_access_key or None,
-            aws_session_token=source.session_token or None,
-            profile_name=source.profile or None,
-            region_name=source.region or None,
-        )
+        session = _session(access)
         # botocore's "max_attempts" counts retries only; s3_max_attempts includes the first try
-        retries: Any = {"mode": source.s3_retry_mode, "total_max_attempts": source.s3_max_attempts}
+        retries: Any = {"mode": access.s3_retry_mode, "total_max_attempts": access.s3_max_attempts}
         config = botocore.config.Config(
             retries=retries,
-            connect_timeout=source.connect_timeout_secs,
-            read_timeout=source.read_timeout_secs,
+            connect_timeout=access.connect_timeout_secs,
+            read_timeout=access.read_timeout_secs,
         )
-        if not (source.access_key_id or source.profile) and session.get_credentials() is None:
+        if (
+            not (access.access_key_id or access.profile or access.role_arn)
+            and session.get_credentials() is None
+        ):
             log.info("no AWS credentials found: using anonymous (unsigned) requests")
             config = config.merge(botocore.config.Config(signature_version=UNSIGNED))
-        return session.client("s3", endpoint_url=source.endpoint_url or None, config=config)
+        return session.client("s3", endpoint_url=access.endpoint_url or None, config=config)
     except botocore.exceptions.ProfileNotFound as exc:
         raise ConfigError(f"source.profile: {exc} (check the name and the shared credentials file)") from None
     except botocore.exceptions.InvalidRegionError as exc:
@@ -140,32 +167,36 @@ def credentials_file_stamp() -> tuple[str, float]:
         return path, 0.0
 
 
-class S3Source:
-    """Lists and downloads the files under one bucket prefix.
+class Bucket:
+    """A bucket and prefix: lists and downloads objects, naming them in errors.
 
     The client is passed in; *client_factory*, when given, builds a fresh one after the
     credentials were rejected or the shared credentials file changed.
     """
 
     def __init__(
-        self, client: Any, source: SourceConfig, client_factory: Callable[[], Any] | None = None
+        self,
+        client: Any,
+        access: S3Access,
+        client_factory: Callable[[], Any] | None = None,
+        download_dir: str = "",
     ) -> None:
-        self._client = client
+        self.client = client
         self._client_factory = client_factory
-        self.bucket = source.bucket
-        self.prefix = source.prefix
-        self._pattern = re.compile(source.key_pattern)
-        self._download_dir = source.download_dir or None
-        self._max_attempts = source.s3_max_attempts
-        self._warned_duplicates: set[int] = set()
+        self.name = access.bucket
+        self.prefix = access.prefix
+        self._download_dir = download_dir or None
+        self._max_attempts = access.s3_max_attempts
         self._credentials_stamp = credentials_file_stamp()
-        # Told every full listing (in sequence order), e.g. to count the files pending.
-        self.on_listing: Callable[[list[LogObject]], None] | None = None
 
     @property
     def id(self) -> str:
-        """Names this source in checkpoints and messages: ``s3://bucket/prefix``."""
-        return f"s3://{self.bucket}/{self.prefix}"
+        """``s3://bucket/prefix``."""
+        return s3_url(self.name, self.prefix)
+
+    def url(self, key: str) -> str:
+        """``s3://bucket/key``."""
+        return s3_url(self.name, key)
 
     def refresh_credentials(self, force: bool = True) -> None:
         """Build the client again (re-reading credentials); without *force*, only if the file changed."""
@@ -174,84 +205,36 @@ class S3Source:
             return
         log.info("reading the S3 credentials again%s", "" if force else f" ({stamp[0]} changed)")
         self._credentials_stamp = stamp
-        self._client = self._client_factory()
+        self.client = self._client_factory()
 
-    def pending(self, expected: int | None) -> Iterator[LogObject]:
-        """The files from sequence *expected* on (all when None), in numeric order."""
-        for obj in self.list_objects():
-            if expected is None or obj.sequence >= expected:
-                yield obj
+    def failed(self, where: str, exc: Exception) -> FetchError:
+        """*exc* in words (describe_s3_error); rejected credentials are read again for next time."""
+        error = describe_s3_error(where, exc)
+        if isinstance(error, CredentialsError):
+            self.refresh_credentials()
+        return error
 
-    def bounds(self) -> tuple[LogObject, LogObject] | None:
-        """The oldest and newest file now in the bucket, or None when there is none."""
-        objects = self.list_objects()
-        return (objects[0], objects[-1]) if objects else None
-
-    def list_objects(self) -> list[LogObject]:
-        """Every matching object under the prefix, in numeric sequence order."""
-        found: list[LogObject] = []
+    def listing(self, prefix: str | None = None, start_after: str = "") -> Iterator[dict[str, Any]]:
+        """Every object under *prefix* (the bucket's prefix by default), page by page, as
+        S3 lists them (by key); FetchError when listing fails."""
+        self.refresh_credentials(force=False)
+        prefix = self.prefix if prefix is None else prefix
+        args = {"Bucket": self.name, "Prefix": prefix, **({"StartAfter": start_after} if start_after else {})}
         try:
-            paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
-                for item in page.get("Contents", []):
-                    key = item["Key"]
-                    match = self._pattern.search(key[len(self.prefix) :])
-                    if match and match.group(1) and match.group(1).isdigit():
-                        size, modified = int(item.get("Size", 0)), epoch_of(item.get("LastModified"))
-                        found.append(LogObject(key, int(match.group(1)), size, modified))
+            for page in self.client.get_paginator("list_objects_v2").paginate(**args):
+                yield from page.get("Contents", [])
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            error = describe_s3_error(f"listing {self.id}", exc)
-            if "AccessDenied" in str(error):
-                error = CredentialsError(
-                    f"{error}; if the key may read files but not list them, set source.discovery: probe"
-                )
-            raise error from exc
-        found.sort(key=lambda o: (o.sequence, o.key))
-        self._warn_duplicates(found)
-        if self.on_listing is not None:
-            self.on_listing(found)
-        return found
+            raise self.failed(f"listing {s3_url(self.name, prefix)}", exc) from exc
 
-    def _warn_duplicates(self, objects: list[LogObject]) -> None:
-        for before, after in zip(objects, objects[1:], strict=False):
-            if before.sequence == after.sequence and after.sequence not in self._warned_duplicates:
-                self._warned_duplicates.add(after.sequence)
-                log.warning(
-                    "%s and %s have the same sequence number %d; only the first is forwarded "
-                    "(narrow source.prefix or source.key_pattern)",
-                    before.key,
-                    after.key,
-                    after.sequence,
-                )
-
-    def fetch(self, obj: LogObject) -> Path:
-        """Download *obj* to a new temporary file and return its path; the caller removes it.
+    def download(self, key: str) -> Path:
+        """Download *key* to a new temporary file and return its path; the caller removes it.
 
         One plain GET streamed in 1 MiB chunks (one request, memory flat: boto3's managed
         download held +72 MB for a 246 MB object and asks HEAD first, which needs more than
         s3:GetObject on some stores). botocore retries the request; a body cut short
         mid-stream, which botocore does not retry, is fetched again from the start, up to
-        source.s3_max_attempts times.
+        s3_max_attempts times.
         """
-
-        def download(handle: Any) -> None:
-            for attempt in range(1, self._max_attempts + 1):
-                handle.seek(0)
-                handle.truncate()
-                try:
-                    body = self._client.get_object(Bucket=self.bucket, Key=obj.key)["Body"]
-                    for chunk in body.iter_chunks(CHUNK_BYTES):
-                        handle.write(chunk)
-                    return
-                except STREAM_ERRORS as exc:
-                    if attempt == self._max_attempts:
-                        raise
-                    log.info("%s: download cut short (%s), fetching it again", self.label(obj), exc)
-
-        return self._to_temporary_file(obj, download)
-
-    def _to_temporary_file(self, obj: LogObject, download: Callable[[Any], None]) -> Path:
-        """Run *download* into a new temporary file; errors become FetchError naming *obj*."""
         where = self._download_dir or tempfile.gettempdir()
         try:
             handle = tempfile.NamedTemporaryFile(
@@ -259,33 +242,33 @@ class S3Source:
             )
         except OSError as exc:  # source.download_dir missing or not writable
             raise FetchError(
-                f"s3://{self.bucket}/{obj.key}: cannot store the download in {where}: {exc.strerror}"
+                f"{self.url(key)}: cannot store the download in {where}: {exc.strerror}"
             ) from exc
         path = Path(handle.name)
         try:
             with handle:
-                download(handle)
+                self._get(key, handle)
         except BaseException as exc:
             path.unlink(missing_ok=True)
             if isinstance(exc, OSError):
                 raise FetchError(
-                    f"s3://{self.bucket}/{obj.key}: cannot store the download in {where}: {exc.strerror}"
+                    f"{self.url(key)}: cannot store the download in {where}: {exc.strerror}"
                 ) from exc
             if isinstance(exc, Exception) and not isinstance(exc, FetchError):
-                # botocore's errors, and s3transfer's RetriesExceededError once botocore gave up
-                raise describe_s3_error(f"s3://{self.bucket}/{obj.key}", exc) from exc
+                raise self.failed(self.url(key), exc) from exc
             raise
         return path
 
-    @contextmanager
-    def download(self, obj: LogObject) -> Iterator[Path]:
-        """Download *obj* to a temporary file, yield its path, and remove it afterwards."""
-        path = self.fetch(obj)
-        try:
-            yield path
-        finally:
-            path.unlink(missing_ok=True)
-
-    def label(self, obj: LogObject) -> str:
-        """How *obj* is named in messages."""
-        return f"s3://{self.bucket}/{obj.key}"
+    def _get(self, key: str, handle: Any) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            handle.seek(0)
+            handle.truncate()
+            try:
+                body = self.client.get_object(Bucket=self.name, Key=key)["Body"]
+                for chunk in body.iter_chunks(CHUNK_BYTES):
+                    handle.write(chunk)
+                return
+            except STREAM_ERRORS as exc:
+                if attempt == self._max_attempts:
+                    raise
+                log.info("%s: download cut short (%s), fetching it again", self.url(key), exc)

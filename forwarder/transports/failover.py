@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from forwarder.errors import ConfigError, SendError
-from forwarder.transports.stream import Transport
+from forwarder.transports.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class FailoverTransport:
         self._since = clock()
         limits = [t.max_message_bytes for t in self._transports if t.max_message_bytes is not None]
         self.max_message_bytes: int | None = min(limits) if limits else None
+        self.paces_itself = all(t.paces_itself for t in self._transports)
 
     @property
     def labels(self) -> list[str]:

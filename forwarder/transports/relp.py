@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 
 from forwarder.errors import SendError
-from forwarder.transports.stream import connect_error
+from forwarder.transports.base import connect_error
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class RelpTransport:
     """Sends batches over RELP and returns when the collector answered every message."""
 
     max_message_bytes: int | None = None
+    paces_itself = False
 
     def __init__(
         self,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from forwarder.formats import cef, leef
+from forwarder.formats import cef, leef, times
 from forwarder.formats.jsonevents import cef_from_json
-from forwarder.formats.syslog import severity_of_field
+from forwarder.formats.severity import field_severity
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
 from tests.support.backlog import BUCKET, PREFIX, RFC5424, forwarder, write_config
 
@@ -90,8 +90,8 @@ def _check_header(severity: int, stamp: datetime, source: str | dict[str, Any]) 
     """The header's severity and time are the source event's."""
     if isinstance(source, str):
         event = cef.parse(source)
-        assert severity == severity_of_field(event.severity.encode())
-        assert stamp == _at(cef.event_time(event) or 0)
+        assert severity == field_severity(event.severity.encode())
+        assert stamp == _at(times.event_time(event) or 0)
     else:
         assert severity == SEVERITY_WORDS.get(source.get("severity", ""), 5)
         assert stamp == _at(source["time"])
@@ -124,7 +124,7 @@ def _check_leef_from_cef(body: bytes, source: str) -> None:
     assert attributes.pop("sev") == str(min(max(int(original.severity), 1), 10))  # LEEF's 1-10
     devtime = datetime.strptime(attributes.pop("devTime"), "%Y-%m-%dT%H:%M:%S.%f%z")
     assert attributes.pop("devTimeFormat") == "yyyy-MM-dd'T'HH:mm:ss.SSSZ"
-    assert devtime == _at(cef.event_time(original) or 0)
+    assert devtime == _at(times.event_time(original) or 0)
     expected = {CEF_TO_LEEF.get(k, k): v for k, v in original.extension.items() if k != "rt"}
     assert attributes == expected
 

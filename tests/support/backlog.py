@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from forwarder.formats.syslog import cef_severity
+from forwarder.formats.severity import cef_severity
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
 
 BUCKET = "cato-logs"

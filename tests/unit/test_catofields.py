@@ -9,16 +9,17 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder.formats import catofields, cef, leef
+from forwarder.formats import cef, leef, renderers, times
 from forwarder.formats.catofields import (
     DEVTIME_FORMAT,
-    JsonRenderer,
     cef_from_json,
     devtime,
     json_event_time,
     leef_from_cef,
     leef_from_json,
 )
+from forwarder.formats.renderers import CefLeefRenderer, JsonRenderer
+from forwarder.formats.severity import leef_severity
 
 PROPERTY = settings(
     database=None, max_examples=300, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
@@ -201,7 +202,7 @@ def test_json_renderer_shapes_follow_the_field_order() -> None:
 
 def test_json_renderer_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the limit a cache is emptied and filled again; lines stay right."""
-    monkeypatch.setattr(catofields, "_CACHED", 3)
+    monkeypatch.setattr(renderers, "_CACHED", 3)
     for target in ("cef", "leef"):
         renderer = JsonRenderer(target, clock=lambda: NOW)
         events = [
@@ -236,12 +237,12 @@ def test_a_time_beyond_year_9999_is_no_time(target: str) -> None:
     assert moment == T
     assert "time=67767976233532800000" in line
     assert json_event_time({"time": -1}) is None
-    assert cef.parse_time("67767976233532800000") is None
+    assert times.parse_time("67767976233532800000") is None
 
 
 def test_leef_sev_stays_within_1_to_10() -> None:
     """LEEF's sev is 1-10: CEF's 0 (and anything above 10) is brought within it."""
-    assert [catofields.leef_severity(v) for v in ("0", "7", "007", "10", "11", "High", "²", "x")] == [
+    assert [leef_severity(v) for v in ("0", "7", "007", "10", "11", "High", "²", "x")] == [
         "1", "7", "7", "10", "10", "8", None, None
     ]  # fmt: skip
 
@@ -272,14 +273,14 @@ def general_cef_leef(text: str) -> tuple[str, str, int | None] | str:
         event = cef.parse(text)
     except cef.CefError as exc:
         return str(exc)
-    return leef.render(leef_from_cef(event, NOW)), event.severity, cef.event_time(event, NOW)
+    return leef.render(leef_from_cef(event, NOW)), event.severity, times.event_time(event, NOW)
 
 
 @PROPERTY
 @given(lines=st.lists(_cef_lines(), min_size=1, max_size=4))
 def test_cef_leef_renderer_writes_what_the_general_functions_write(lines: list[str]) -> None:
     """Byte for byte (and the same refusals), on first sight of a key list and from the caches."""
-    renderer = catofields.CefLeefRenderer(clock=lambda: NOW)
+    renderer = CefLeefRenderer(clock=lambda: NOW)
     for text in lines + lines:
         try:
             found: tuple[str, str, int | None] | str = renderer.line(text)
@@ -292,7 +293,7 @@ def test_cef_leef_renderer_on_a_cato_event() -> None:
     """rt becomes devTime, spt srcPort, the Severity number sev; escapes read and rewritten."""
     text = "CEF:0|Cato Networks|Cato SASE Platform|1.0|Security|IPS|7|"
     text += "rt=1589813380123 spt=443 msg=a\\=b c:\\\\new"
-    line, field, moment = catofields.CefLeefRenderer().line(text)
+    line, field, moment = CefLeefRenderer().line(text)
     assert (field, moment) == ("7", 1589813380123)
     assert line == (
         "LEEF:2.0|Cato Networks|Cato SASE Platform|1.0|Security|x09|devTime=2020-05-18T14:49:40.123+0000\t"

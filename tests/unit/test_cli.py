@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.response import StreamingBody
 
-from forwarder.commands import cli
+from forwarder import compose
 from forwarder.commands.cli import main
 from forwarder.config import SourceConfig
 from forwarder.core.checkpoint import CheckpointStore, Position
@@ -93,7 +93,7 @@ def bucket(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     def fake_client(source: SourceConfig) -> FakeS3Client:
         return FakeS3Client(objects)
 
-    monkeypatch.setattr(cli, "make_s3_client", fake_client)  # check and status build through cli
+    monkeypatch.setattr(compose, "make_s3_client", fake_client)  # every command builds through compose
     return objects
 
 
@@ -221,7 +221,7 @@ def test_run_once_forwards_everything_and_exits_0(
     assert run_main(["run", "--once", "--config", str(config)]) == 0
     assert (tmp_path / "out.log").read_bytes() == event(1) + b"\n" + event(2) + b"\n" + event(3) + b"\n"
     store = CheckpointStore(tmp_path / "state" / "cp.json", "s3://cato-logs/KEY/")
-    assert store.load() == Position(10000, "KEY/CATO10000.zip", 1, True)
+    assert store.load() == Position({"sequence": 10000, "key": "KEY/CATO10000.zip", "complete": True}, 1)
     lines = log_lines(capsys.readouterr().err)
     assert lines[-1]["message"].startswith("done: 3 events from 2 files in ")
     assert {line["level"] for line in lines} == {"INFO"}
@@ -289,9 +289,7 @@ def test_run_once_with_the_collector_down_exits_4(
     assert errors[-1]["message"].endswith(
         "connection refused (is the collector running and listening on this port?) (gave up after 5 attempts)"
     )
-    assert CheckpointStore(tmp_path / "state" / "cp.json", "s3://cato-logs/KEY/").load() == Position(
-        9999, "KEY/CATO9999.zip", 0, False
-    )
+    assert CheckpointStore(tmp_path / "state" / "cp.json", "s3://cato-logs/KEY/").load() == Position({"sequence": 9999, "key": "KEY/CATO9999.zip"}, 0)
 
 
 def test_run_stops_cleanly_on_sigterm(

@@ -27,15 +27,15 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
     """A config naming only the bucket gets tcp to 127.0.0.1:514, RFC 5424, octet counting."""
     config = parse_config(MINIMAL, env={})
     assert isinstance(config, Config)
-    assert config.source.bucket == "cato-logs"
-    assert config.source.start == "earliest"
-    assert config.source.key_pattern == r"CATO(\d+)\.zip$"
-    out = config.output
+    assert config.pipeline().source.bucket == "cato-logs"
+    assert config.pipeline().source.start == "earliest"
+    assert config.pipeline().source.key_pattern == r"CATO(\d+)\.zip$"
+    out = config.pipeline().output
     assert (out.protocol, out.host, out.port) == ("tcp", "127.0.0.1", 514)
     assert (out.framing, out.header, out.facility) == ("octet_counting", "rfc5424", "local0")
     assert out.tls.verify is True
-    assert config.parser.format == "auto"
-    assert config.batch.max_events == 1000
+    assert config.pipeline().parser.format == "auto"
+    assert config.pipeline().batch.max_events == 1000
 
 
 @pytest.mark.parametrize(
@@ -56,14 +56,14 @@ def test_defaults_depend_on_the_protocol(output: str, port: int, header: str) ->
     """tls defaults to port 6514, relp and relp-tls to 20514, file and stdout to no header;
     explicit values win."""
     config = parse_config(f"{MINIMAL}output:\n  {output}\n", env={})
-    assert (config.output.port, config.output.header) == (port, header)
+    assert (config.pipeline().output.port, config.pipeline().output.header) == (port, header)
 
 
 def test_floats_accept_integers_and_keep_float_type() -> None:
     """A number key given as an integer (poll_interval_secs: 5) is stored as a float."""
     config = parse_config(f"{MINIMAL}  poll_interval_secs: 5\n", env={})
-    assert config.source.poll_interval_secs == 5.0
-    assert isinstance(config.source.poll_interval_secs, float)
+    assert config.pipeline().source.poll_interval_secs == 5.0
+    assert isinstance(config.pipeline().source.poll_interval_secs, float)
 
 
 @pytest.mark.parametrize(
@@ -197,8 +197,8 @@ def test_substitute_env(value: str, env: dict[str, str], expected: str) -> None:
 def test_environment_fills_a_string_key() -> None:
     """A ${VAR} in a string value is replaced from the environment passed to parse_config."""
     config = parse_config("source:\n  bucket: ${CATO_BUCKET}\n", env={"CATO_BUCKET": "prod-logs"})
-    assert config.source.bucket == "prod-logs"
-    assert type(config.source.bucket) is str
+    assert config.pipeline().source.bucket == "prod-logs"
+    assert type(config.pipeline().source.bucket) is str
 
 
 @pytest.mark.parametrize(
@@ -212,8 +212,8 @@ def test_environment_fills_a_string_key() -> None:
 def test_environment_number_fills_a_number_key(value: str, env: dict[str, str], port: int) -> None:
     """A value that is one ${VAR} reference may fill an integer key such as output.port."""
     config = parse_config(f"{MINIMAL}output:\n  port: {value}\n", env=env)
-    assert config.output.port == port
-    assert type(config.output.port) is int
+    assert config.pipeline().output.port == port
+    assert type(config.pipeline().output.port) is int
 
 
 def test_environment_fills_boolean_and_float_keys() -> None:
@@ -223,8 +223,8 @@ def test_environment_fills_boolean_and_float_keys() -> None:
         "output:\n  protocol: tls\n  tls:\n    verify: ${VERIFY}\n"
     )
     config = parse_config(text, env={"POLL": "2.5", "VERIFY": "false"})
-    assert config.source.poll_interval_secs == 2.5
-    assert config.output.tls.verify is False
+    assert config.pipeline().source.poll_interval_secs == 2.5
+    assert config.pipeline().output.tls.verify is False
 
 
 @pytest.mark.parametrize("value", ["sixty", "[", "{", "@x", "%x", "6514:", ""])
@@ -270,8 +270,8 @@ def test_key_pattern_must_compile() -> None:
 def test_start_values(value: str, expected: int | str) -> None:
     """source.start takes earliest, latest or a file sequence number (also given as a string)."""
     config = parse_config(f"{MINIMAL}  start: {value}\n", env={"START": "42"})
-    assert config.source.start == expected
-    assert type(config.source.start) is type(expected)
+    assert config.pipeline().source.start == expected
+    assert type(config.pipeline().source.start) is type(expected)
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,7 @@ def test_redacted_masks_secrets() -> None:
         "source:\n  bucket: b\n  access_key_id: AKIAEXAMPLE\n  secret_access_key: sekrit\n"
         "  zip_password: zippw\n"
     )
-    shown = redacted(parse_config(text, env={}))
+    shown = redacted(parse_config(text, env={}))["pipelines"][0]
     assert shown["source"]["secret_access_key"] == "***"
     assert shown["source"]["zip_password"] == "***"
     assert shown["source"]["session_token"] == ""
@@ -343,7 +343,7 @@ def test_load_config_reads_a_file(tmp_path: Path) -> None:
     """load_config reads the YAML file at the path, substituting from the given environment."""
     path = tmp_path / "forwarder.yaml"
     path.write_text("source:\n  bucket: ${B}\n", encoding="utf-8")
-    assert load_config(path, env={"B": "bkt"}).source.bucket == "bkt"
+    assert load_config(path, env={"B": "bkt"}).pipeline().source.bucket == "bkt"
 
 
 def test_load_config_missing_file(tmp_path: Path) -> None:
@@ -368,9 +368,9 @@ def test_config_example_is_valid_and_shows_the_defaults() -> None:
     from forwarder.config import OutputConfig, ParserConfig, load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / "config.example.yaml")
-    assert config.source.bucket == "cato-logs" and config.source.prefix == "ACCESSKEY/"
-    assert config.output == OutputConfig()
-    assert config.parser == ParserConfig()
+    assert config.pipeline().source.bucket == "cato-logs" and config.pipeline().source.prefix == "ACCESSKEY/"
+    assert config.pipeline().output == OutputConfig()
+    assert config.pipeline().parser == ParserConfig()
 
 
 # --- metrics, log, and secrets kept out of sight --------------------------------------
@@ -487,7 +487,7 @@ def test_message_size_and_pacing_defaults_depend_on_the_protocol(
     output: str, max_message_bytes: int, max_events_per_sec: int
 ) -> None:
     """udp: 65,507 bytes, paced at 2,000/s; tcp/tls/relp: 1 MiB; file/stdout: no limit; given values win."""
-    out = parse_config(f"{MINIMAL}output:\n  {output}\n", env={}).output
+    out = parse_config(f"{MINIMAL}output:\n  {output}\n", env={}).pipeline().output
     assert (out.max_message_bytes, out.max_events_per_sec, out.oversize) == (
         max_message_bytes,
         max_events_per_sec,
@@ -520,4 +520,4 @@ def test_merge_keys_still_override() -> None:
     assert yaml.load(nested, Loader=config_module._UniqueKeyLoader) == yaml.safe_load(nested)  # noqa: S506
     text = "source:\n  bucket: b\noutput:\n  <<: {port: 1514, host: a}\n  host: siem\n"
     config = parse_config(text, env={})
-    assert (config.output.host, config.output.port) == ("siem", 1514)
+    assert (config.pipeline().output.host, config.pipeline().output.port) == ("siem", 1514)

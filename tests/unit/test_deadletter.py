@@ -10,38 +10,49 @@ from typing import Any, cast
 
 import pytest
 
+from forwarder.compose import build_pipeline
 from forwarder.config import Config, parse_config
-from forwarder.core.checkpoint import CheckpointStore
-from forwarder.core.deadletter import DeadLetter, dead_letter_path
+from forwarder.config.checks import state_files
+from forwarder.core.deadletter import DeadLetter
 from forwarder.core.pipeline import Pipeline
 from forwarder.errors import CheckpointError, SendError
-from forwarder.formats.encoder import EventEncoder
 from forwarder.formats.records import Record
 from forwarder.samples import make_zip
-from forwarder.sources.s3 import LogObject, S3Source
+from forwarder.sources.base import Cursor, LogObject, Unpack
 
 BUCKET, KEY = "cato-logs", "KEY/CATO00000000000000000007.zip"
 
 
 class OneFile:
-    """The source interface over one in-memory object (sequence 7)."""
+    """The whole source interface over one in-memory object."""
 
-    bucket = BUCKET
     id = f"s3://{BUCKET}/KEY/"
+    unpack = Unpack()
 
     def __init__(self, tmp_path: Path, body: bytes) -> None:
         self._body, self._dir = body, tmp_path
 
-    def pending(self, expected: int | None) -> Iterator[LogObject]:
-        if expected is None or expected <= 7:
-            yield LogObject(KEY, 7, len(self._body))
+    def start(self) -> Cursor:
+        return {"object": KEY}
 
-    def bounds(self) -> tuple[LogObject, LogObject]:
-        obj = LogObject(KEY, 7, len(self._body))
-        return obj, obj
+    def pending(self, cursor: Cursor) -> Iterator[LogObject]:
+        if not cursor.get("done"):
+            yield LogObject(KEY, len(self._body))
 
-    def refresh_credentials(self, force: bool = True) -> None:
+    def inside(self, obj: LogObject) -> Cursor:
+        return {"object": obj.key}
+
+    def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
+        return {"object": obj.key, "done": True}
+
+    def describe(self, cursor: Cursor, records: int = 0) -> str:
+        return f"{cursor}, {records} records"
+
+    def backlog(self, cursor: Cursor | None) -> tuple[int, str] | None:
         return None
+
+    def check(self, cursor: Cursor | None) -> tuple[bool, str]:
+        return True, "in memory"
 
     def fetch(self, obj: LogObject) -> Path:
         path = self._dir / "download.part"
@@ -56,6 +67,8 @@ class Transport:
     """Takes batches; the attempts listed in *failing* fail."""
 
     label = "fake://collector"
+    paces_itself = False
+    max_message_bytes: int | None = None
     max_message_bytes = None
 
     def __init__(self, failing: set[int] | None = None) -> None:
@@ -94,13 +107,14 @@ def run(
     max_events: int = 1000,
     header: str = "none",
 ) -> Pipeline:
-    config = make_config(tmp_path, extra, max_events, header)
+    config = make_config(tmp_path, extra, max_events, header).pipeline()
     source = OneFile(tmp_path, make_zip([("events.log", body)]))
-    store = CheckpointStore(config.checkpoint.path, source.id)
-    pipeline = Pipeline(
-        config, cast(S3Source, source), store, EventEncoder(config), cast(Any, transport), once=True
-    )
-    pipeline.run_pass()
+    pipeline = build_pipeline(config, once=True, source=source, transport=cast(Any, transport))
+    pipeline.open()
+    try:
+        pipeline.run_pass()
+    finally:
+        pipeline.close()
     return pipeline
 
 
@@ -157,7 +171,7 @@ def test_every_bad_record_is_in_the_dead_letter_file_with_line_and_reason(
     assert base64.b64decode(utf8["text_base64"]) == b"CEF:0|Cato|SASE|1.0|x|y|5|msg=Z\xfcrich"
     assert pipeline.stats.bad_records == len(expected) - 1 and pipeline.stats.repaired_records == 1
     state = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
-    assert (state["records"], state["complete"]) == (9, True)
+    assert (state["records"], state["cursor"]) == (9, {"object": KEY, "done": True})
 
 
 def test_a_restart_resends_the_array_objects_not_delivered_and_no_others(tmp_path: Path) -> None:
@@ -185,7 +199,9 @@ def test_dead_letter_lines_are_durable_before_the_checkpoint_moves(tmp_path: Pat
 
 def test_entry_format_and_default_path(tmp_path: Path) -> None:
     """One JSON line per record: text (U+FFFD for bad bytes) and text_base64 only when needed."""
-    letter = DeadLetter(dead_letter_path("", str(tmp_path / "s" / "checkpoint.json")))
+    checkpoint = tmp_path / "s" / "checkpoint.json"
+    config = parse_config(f"source: {{bucket: b}}\ncheckpoint: {{path: {checkpoint}}}\n")
+    letter = DeadLetter(state_files(config.pipeline())["parser.dead_letter_path"])
     assert letter.path == tmp_path / "s" / "dead_letter.jsonl"
     letter.add("s3://b/k", Record(4, "m", 5, b"caf\xe9", "bad", "r"), "why")
     letter.add("s3://b/k", Record(5, "m", 6, "café".encode(), "json"), "fixed", "repaired")

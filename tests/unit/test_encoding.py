@@ -15,7 +15,14 @@ from forwarder.formats.cef import CefEvent
 from forwarder.formats.encoder import EventEncoder
 from forwarder.formats.jsonevents import cef_from_json
 from forwarder.formats.records import Record
-from forwarder.formats.syslog import SyslogEncoder
+from forwarder.formats.severity import cef_severity
+from forwarder.formats.syslog import (
+    pri,
+    rfc3164_prefix,
+    rfc3164_timestamp,
+    rfc5424_prefix,
+    rfc5424_timestamp,
+)
 
 PROPERTY = settings(
     database=None, max_examples=200, deadline=None, phases=[Phase.explicit, Phase.generate, Phase.shrink]
@@ -31,7 +38,8 @@ def config(output: str = "", parser: str = "") -> Config:
 
 
 def encoder(output: str = "", parser: str = "") -> EventEncoder:
-    return EventEncoder(config(output, parser), clock=lambda: NOW)
+    pipeline = config(output, parser).pipeline()
+    return EventEncoder(pipeline.output, pipeline.parser, clock=lambda: NOW)
 
 
 def cef_record(text: str | bytes, ordinal: int = 0) -> Record:
@@ -104,19 +112,22 @@ def test_json_severity_and_time() -> None:
     ]
 
 
-def test_same_bytes_as_the_syslog_encoder_with_header_time_now() -> None:
-    """With header_time now, passthrough gives exactly what SyslogEncoder gave (same clock)."""
+def test_header_time_now_is_pri_then_the_batch_time_then_the_text() -> None:
+    """With header_time now, passthrough writes PRI (facility and the event's severity), the
+    header of the batch's time and the text unchanged: the syslog module's pure functions."""
     records = [
         cef_record(f"CEF:0|V|P|1|id|n \\| x|{sev}|rt=1589813380123 a=1", i)
         for i, sev in enumerate(["0", "5", "Very-High", "x", ""])
     ]
     records += [json_record({"a": "é"}, 9), cef_record("CEF:0|a\\\\|b|c|d|e|8|x=1", 10)]
-    cfg = config("  header_time: now\n")
-    for header in ("rfc5424", "rfc3164"):
-        output = cfg.output.__class__(**{**cfg.output.__dict__, "header": header})
-        cfg_h = cfg.__class__(**{**cfg.__dict__, "output": output})
-        old = SyslogEncoder(output, clock=lambda: NOW).encode_batch(records)
-        assert EventEncoder(cfg_h, clock=lambda: NOW).encode(records).messages == old
+    for header, prefix in (
+        ("rfc5424", rfc5424_prefix(rfc5424_timestamp(NOW), "fwd-test", "cato")),
+        ("rfc3164", rfc3164_prefix(rfc3164_timestamp(NOW), "fwd-test", "cato")),
+    ):
+        expected = [
+            pri(16, cef_severity(r.text) if r.kind == "cef" else 5) + prefix + r.text for r in records
+        ]
+        assert encoder(f"  header_time: now\n  header: {header}\n").encode(records).messages == expected
 
 
 @pytest.mark.parametrize(

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import cast
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
+from forwarder.compose import build_pipeline
 from forwarder.config import parse_config
-from forwarder.core.checkpoint import CheckpointStore
 from forwarder.core.observer import Fanout
-from forwarder.core.pipeline import Pipeline
 from forwarder.errors import ConfigError, SendError
-from forwarder.formats.syslog import SyslogEncoder
 from forwarder.observe.health import Check, Health
 from forwarder.observe.metrics import Metrics
 from forwarder.observe.progress import Backlog
-from forwarder.sources.s3 import S3Source
+from forwarder.sources.base import Unpack
 from forwarder.transports.failover import FailoverTransport, parse_hosts
 
 
@@ -44,6 +43,7 @@ class Fake:
     def __init__(self, label: str) -> None:
         self.label = label
         self.max_message_bytes: int | None = None
+        self.paces_itself = False
         self.down = False
         self.batches: list[list[bytes]] = []
         self.closed = 0
@@ -96,14 +96,15 @@ def test_every_collectors_state_reaches_health_and_metrics(tmp_path: Path) -> No
     primary, secondary = Fake("tcp://p:514"), Fake("tcp://s:514")
     failover = FailoverTransport([primary, secondary], failback_secs=10, clock=lambda: now[0])
     health = Health(600, 5)
-    metrics = Metrics(Backlog(), health)
+    metrics = Metrics()
     config = parse_config(f"source: {{bucket: b}}\ncheckpoint: {{path: {tmp_path / 'cp.json'}}}\n", env={})
-    store = CheckpointStore(config.checkpoint.path, "s3://b/")
-    source, observer = cast(S3Source, None), Fanout([health, metrics])
-    Pipeline(config, source, store, SyslogEncoder(config.output), failover, observer=observer)  # wires it
+    source = cast(Any, SimpleNamespace(id="s3://b/", unpack=Unpack()))
+    observer = Fanout([health, metrics.pipeline("default", Backlog(), health)])
+    build_pipeline(config.pipeline(), source=source, transport=failover, observer=observer)  # wires it
 
     def up(label: str) -> float:
-        value = metrics.registry.get_sample_value("forwarder_collector_up", {"collector": label})
+        labels = {"pipeline": "default", "collector": label}
+        value = metrics.registry.get_sample_value("forwarder_collector_up", labels)
         return math.nan if value is None else value
 
     primary.down = True
@@ -119,5 +120,5 @@ def test_every_collectors_state_reaches_health_and_metrics(tmp_path: Path) -> No
     # A reload (SIGHUP) with another list: the same observers, a new pipeline; the collectors
     # no longer configured leave the metric instead of showing their last value forever.
     other = FailoverTransport([Fake("tcp://p:514"), Fake("tcp://t:514")], failback_secs=10)
-    Pipeline(config, source, store, SyslogEncoder(config.output), other, observer=observer)
+    build_pipeline(config.pipeline(), source=source, transport=other, observer=observer)
     assert math.isnan(up("tcp://s:514")) and up("tcp://p:514") == 1 and math.isnan(up("tcp://t:514"))

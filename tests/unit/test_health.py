@@ -1,4 +1,5 @@
-"""Unit tests for forwarder.observe.health: readiness from the pipeline's outcomes, and the HTTP endpoint."""
+"""Unit tests for forwarder.observe.health and .endpoint: readiness from each pipeline's outcomes,
+and the HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from forwarder.core.checkpoint import Failure, Position
+from forwarder.core.checkpoint import Failure
 from forwarder.errors import ConfigError, FetchError
-from forwarder.observe.health import Endpoint, Health
-from forwarder.sources.s3 import LogObject
+from forwarder.observe.endpoint import Endpoint, readiness
+from forwarder.observe.health import Health
+from forwarder.sources.base import LogObject
 
 
 class Clock:
@@ -81,17 +83,46 @@ def test_stuck_on_a_bad_file_turns_unready_after_the_threshold() -> None:
     health.pass_done()
     health.sent("tcp://c:514", 1, 1, 0.001)
     since, start = "2026-11-18T07:06:40Z", 1_794_985_600  # the checkpoint's text, as epoch seconds
-    health.bad_file(Failure(7, "p/CATO7.zip", 1, "corrupt zip", since))
+    health.bad_file(Failure("p/CATO7.zip", 1, "corrupt zip", since))
     wall.now = start + 30
     assert health.ready() and health.stuck_secs() == 30
     wall.now = start + 61
-    health.bad_file(Failure(7, "p/CATO7.zip", 2, "corrupt zip", since))  # a later attempt: same start
+    health.bad_file(Failure("p/CATO7.zip", 2, "corrupt zip", since))  # a later attempt: same start
     check = health.checks()["stuck"]
     assert not check.ok and "held on p/CATO7.zip for 61s (2 failed attempts" in check.detail
-    health.saved(Position(7, "p/CATO7.zip", 0, False))  # not past it yet
+    health.file_done(LogObject("p/CATO6.zip"), 1)  # another object: not past it yet
     assert not health.ready()
-    health.saved(Position(7, "p/CATO7.zip", 0, True))  # quarantined or delivered
+    health.quarantined(LogObject("p/CATO7.zip"))  # quarantined (or delivered: file_done)
     assert health.ready() and health.stuck_secs() == 0
+
+
+def test_a_pipeline_stopped_on_an_error_is_not_ready() -> None:
+    """A pipeline that stopped for good (a corrupt checkpoint...) says so, and is not ready."""
+    health, _, _ = make_health()
+    health.pass_done()
+    health.sent("tcp://c:514", 1, 1, 0.001)
+    health.stopped("cp.json: the checkpoint is corrupt")
+    assert not health.ready()
+    assert health.checks()["running"].detail == "stopped: cp.json: the checkpoint is corrupt"
+
+
+def test_readiness_is_every_pipelines_and_names_those_not_ready() -> None:
+    """/readyz is ready only when every pipeline is; the body gives each pipeline's checks."""
+    good, _, _ = make_health()
+    good.pass_done()
+    good.sent("tcp://c:514", 1, 1, 0.001)
+    bad, _, _ = make_health()
+    bad.pass_done()
+    bad.send_failed("tcp://d:514", 1, "tcp://d:514: connection refused")
+    body = readiness({"acme": good, "beta": bad})
+    assert body["ready"] is False and body["not_ready"] == ["beta"]
+    assert body["pipelines"]["acme"]["ready"] is True
+    assert body["pipelines"]["beta"]["checks"]["collector"] == {
+        "ok": False,
+        "detail": "tcp://d:514: connection refused",
+    }
+    assert readiness({"acme": good})["ready"] is True
+    assert readiness({})["ready"] is False  # no pipeline running: nothing is forwarded
 
 
 @pytest.fixture
@@ -99,7 +130,7 @@ def endpoint() -> Iterator[tuple[Endpoint, Health]]:
     registry = CollectorRegistry()
     Counter("forwarder_test_total", "A test counter.", registry=registry).inc(3)
     health, _, _ = make_health()
-    server = Endpoint("127.0.0.1", 0, registry, health)
+    server = Endpoint("127.0.0.1", 0, registry, lambda: readiness({"default": health}))
     yield server, health
     server.close()
 
@@ -121,7 +152,8 @@ def test_endpoint_serves_metrics_healthz_and_readyz(endpoint: tuple[Endpoint, He
     assert get(server, "/healthz")[::2] == (200, "ok\n")
     status, kind, body = get(server, "/readyz")
     assert status == 503 and kind == "application/json"
-    assert json.loads(body)["checks"]["bucket"] == {"ok": None, "detail": "not listed yet"}
+    checks = json.loads(body)["pipelines"]["default"]["checks"]
+    assert checks["bucket"] == {"ok": None, "detail": "not listed yet"}
     health.pass_done()
     health.sent("tcp://c:514", 1, 1, 0.001)
     status, _, body = get(server, "/readyz")
@@ -133,4 +165,4 @@ def test_endpoint_port_in_use_is_a_config_error(endpoint: tuple[Endpoint, Health
     """A port already taken is one line naming metrics.listen."""
     server, health = endpoint
     with pytest.raises(ConfigError, match=rf"^metrics.listen: cannot listen on 127.0.0.1:{server.port}: "):
-        Endpoint("127.0.0.1", server.port, CollectorRegistry(), health)
+        Endpoint("127.0.0.1", server.port, CollectorRegistry(), lambda: readiness({"default": health}))

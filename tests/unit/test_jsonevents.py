@@ -14,16 +14,15 @@ from forwarder.formats.archive import Member
 from forwarder.formats.cef import CefEvent
 from forwarder.formats.jsonevents import (
     CEF_JSON_KEYS,
-    JsonSplitter,
     cef_as_json,
     cef_from_json,
-    is_one_object,
     load_object,
     parse_object,
     raw_member,
     read_object,
     render_json,
 )
+from forwarder.formats.jsonsplit import JsonSplitter, is_one_object
 from forwarder.formats.records import Record, split_records
 
 PROPERTY = settings(

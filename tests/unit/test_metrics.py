@@ -14,17 +14,19 @@ import pytest
 from botocore.response import StreamingBody
 from prometheus_client import CollectorRegistry
 
+from forwarder.compose import build_pipeline
 from forwarder.config import Config, parse_config
-from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.checkpoint import Position
 from forwarder.core.observer import Fanout, Observer
-from forwarder.core.pipeline import Pipeline
 from forwarder.errors import SendError
-from forwarder.formats.syslog import SyslogEncoder
 from forwarder.observe.health import Health
-from forwarder.observe.metrics import Metrics, Observing
+from forwarder.observe.metrics import Metrics
 from forwarder.observe.progress import Backlog
+from forwarder.observe.wiring import Observing
 from forwarder.samples import make_zip
-from forwarder.sources.s3 import LogObject, S3Source
+from forwarder.sources.base import LogObject
+from forwarder.sources.exporter import LogExporterSource
+from forwarder.sources.s3 import Bucket
 
 BUCKET, PREFIX = "cato-logs", "KEY/"
 T0 = datetime(2026, 11, 28, 7, 0, 0, tzinfo=timezone.utc)
@@ -35,7 +37,7 @@ def event(i: int) -> bytes:
 
 
 class FakeS3Client:
-    """The calls S3Source makes, over in-memory objects with LastModified times."""
+    """The calls the exporter's source makes, over in-memory objects with LastModified times."""
 
     def __init__(self, objects: dict[str, tuple[bytes, datetime]]) -> None:
         self.objects = objects
@@ -62,6 +64,7 @@ class ListTransport:
 
     label = "tcp://collector:514"
     max_message_bytes: int | None = None
+    paces_itself = False
 
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
@@ -90,7 +93,7 @@ def make_config(tmp_path: Path, extra: str = "", output: str = "") -> Config:
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    value = registry.get_sample_value(name, labels)
+    value = registry.get_sample_value(name, {"pipeline": "default", **labels})
     assert value is not None, name
     return value
 
@@ -103,17 +106,17 @@ def run_pipeline(tmp_path: Path, transport: ListTransport) -> tuple[CollectorReg
         f"{PREFIX}CATO4.zip": make_zip([("a.log", event(9))]),  # 3 is missing: a gap
     }
     client = FakeS3Client({k: (v, T0.replace(minute=i)) for i, (k, v) in enumerate(files.items())})
-    config = make_config(tmp_path)
-    source = S3Source(client, config.source)
-    backlog, health = Backlog(), Health(600, 5)
-    metrics = Metrics(backlog, health)
-    observer = Fanout([backlog, health, metrics])
-    source.on_listing = observer.listed
-    store = CheckpointStore(config.checkpoint.path, source.id)
-    pipeline = Pipeline(
-        config, source, store, SyslogEncoder(config.output), transport, once=False, observer=observer
-    )
-    pipeline.run_pass()
+    config = make_config(tmp_path).pipeline()
+    source = LogExporterSource(Bucket(client, config.source, download_dir=str(tmp_path)), config.source)
+    backlog, health, metrics = Backlog(), Health(600, 5), Metrics()
+    observer = Fanout([backlog, health, metrics.pipeline("default", backlog, health)])
+    source.listing.on_listing = observer.listed  # as compose.build_source wires it
+    pipeline = build_pipeline(config, source=source, transport=transport, observer=observer)
+    pipeline.open()
+    try:
+        pipeline.run_pass()
+    finally:
+        pipeline.close()
     return metrics.registry, health
 
 
@@ -152,18 +155,23 @@ def test_failed_batches_count_their_events_and_mark_the_collector_down(tmp_path:
 
 def test_gauges_are_nan_until_known() -> None:
     """Before anything happened, gauges say "unknown" (NaN), never a made-up 0."""
-    registry = Metrics(Backlog(), Health(600, 5)).registry
+    metrics = Metrics()
+    metrics.pipeline("default", Backlog(), Health(600, 5))
+    registry = metrics.registry
     for name in ("forwarder_files_pending", "forwarder_lag_seconds", "forwarder_checkpoint_sequence"):
         assert math.isnan(sample(registry, name))
     assert math.isnan(sample(registry, "forwarder_bucket_up"))
     assert sample(registry, "forwarder_ready") == 0
-    assert registry.get_sample_value("forwarder_collector_up", {"collector": ""}) is None
+    assert (
+        registry.get_sample_value("forwarder_collector_up", {"pipeline": "default", "collector": ""}) is None
+    )
 
 
 def test_each_metrics_has_its_own_registry() -> None:
     """Two Metrics in one process do not collide (no global registry)."""
-    one, two = Metrics(Backlog(), Health(600, 5)), Metrics(Backlog(), Health(600, 5))
-    one.sent("tcp://c", 5, 50, 0.001)
+    one, two = Metrics(), Metrics()
+    one.pipeline("default", Backlog(), Health(600, 5)).sent("tcp://c", 5, 50, 0.001)
+    two.pipeline("default", Backlog(), Health(600, 5))
     assert sample(one.registry, "forwarder_events_sent_total") == 5
     assert sample(two.registry, "forwarder_events_sent_total") == 0
 
@@ -172,7 +180,7 @@ def test_without_metrics_listen_nothing_listens_and_nothing_probes(tmp_path: Pat
     """metrics.listen empty: backlog and progress only; no endpoint, no idle probes."""
     observing = Observing(make_config(tmp_path))
     assert observing.endpoint is None and observing.metrics is None
-    assert not observing.observer.probe_due()
+    assert not observing.pipeline("default").probe_due()
     observing.close()
 
 
@@ -185,10 +193,11 @@ def test_with_metrics_listen_the_endpoint_serves_the_registry(tmp_path: Path) ->
         port = probe.getsockname()[1]
     observing = Observing(make_config(tmp_path, f'metrics:\n  listen: "127.0.0.1:{port}"\n'))
     try:
-        assert observing.observer.probe_due()  # health asks for idle probes
-        observing.observer.sent("tcp://c", 7, 70, 0.001)
+        observer = observing.pipeline("default")
+        assert observer.probe_due()  # health asks for idle probes
+        observer.sent("tcp://c", 7, 70, 0.001)
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert "forwarder_events_sent_total 7.0" in body
+        assert 'forwarder_events_sent_total{pipeline="default"} 7.0' in body
     finally:
         observing.close()
     with socket.socket() as again:
@@ -216,14 +225,14 @@ def test_fanout_passes_every_call_on_in_order() -> None:
     """Fanout calls each observer in turn, and asks every one whether a probe is due."""
     first, second = Recorder(), Recorder()
     fanout = Fanout([first, second])
-    fanout.saved(Position(1, "k", 0, True))
-    fanout.file_done(LogObject("k", 1, 1), 5)
+    fanout.saved(Position({"sequence": 1}, 0))
+    fanout.file_done(LogObject("k", 1), 5)
     assert not fanout.probe_due()
     assert (
         first.calls
         == second.calls
         == [
-            ("saved", Position(1, "k", 0, True)),
+            ("saved", Position({"sequence": 1}, 0)),
             ("file_done", 5),
             ("probe_due", None),
         ]
@@ -240,17 +249,18 @@ def test_fanout_implements_every_observer_method(method: str) -> None:
 def test_events_sent_changed_are_counted_by_reason(tmp_path: Path, policy: str) -> None:
     """Invalid UTF-8 replaced, and a message over max_message_bytes truncated or split: sent,
     and counted in events_altered_total as well as written to the dead-letter file."""
-    from forwarder.formats.encoder import EventEncoder
-
     long_event = event(0) + b"msg=" + b"x" * 700
     lines = [event(1), b"CEF:0|Cato|SASE|1.0|Security|caf\xe9|5|", long_event, event(2)]
     client = FakeS3Client({f"{PREFIX}CATO1.zip": (make_zip([("a.log", b"\n".join(lines))]), T0)})
-    config = make_config(tmp_path, output=f"  max_message_bytes: 600\n  oversize: {policy}\n")
-    source = S3Source(client, config.source)
-    metrics = Metrics(Backlog(), Health(600, 5))
-    store = CheckpointStore(config.checkpoint.path, source.id)
+    config = make_config(tmp_path, output=f"  max_message_bytes: 600\n  oversize: {policy}\n").pipeline()
+    source = LogExporterSource(Bucket(client, config.source, download_dir=str(tmp_path)), config.source)
+    metrics = Metrics()
+    observer = metrics.pipeline("default", Backlog(), Health(600, 5))
     transport = ListTransport()
-    Pipeline(config, source, store, EventEncoder(config), transport, once=True, observer=metrics).run_pass()
+    pipeline = build_pipeline(config, once=True, source=source, transport=transport, observer=observer)
+    pipeline.open()
+    pipeline.run_pass()
+    pipeline.close()
     registry = metrics.registry
     assert sample(registry, "forwarder_events_altered_total", reason="invalid_utf8") == 1
     assert sample(registry, "forwarder_events_altered_total", reason="truncated") == (policy == "truncate")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from forwarder.config import DEFAULT_MAX_MESSAGE_BYTES
 from forwarder.formats.oversize import EVENT_STARTS, fit, header_length, split, truncate, utf8_cut
 from forwarder.formats.syslog import rfc3164_prefix, rfc3164_timestamp, rfc5424_prefix
-from forwarder.transports.stream import UDP_MAX_PAYLOAD
+from forwarder.transports.datagram import UDP_MAX_PAYLOAD
 
 HEADER = b"<134>1 2026-11-28T07:25:12.123Z fwd01 cato - - - "
 # "Zürich €😀": ü is 2 bytes (C3 BC), € 3 (E2 82 AC), 😀 4 (F0 9F 98 80).

@@ -8,18 +8,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from botocore.response import StreamingBody
 
+from forwarder.compose import build_pipeline
 from forwarder.config import Config, parse_config
 from forwarder.core.checkpoint import CheckpointStore, Position
-from forwarder.core.pipeline import ONCE_SEND_ATTEMPTS, Pipeline, Stopped
+from forwarder.core.delivery import ONCE_SEND_ATTEMPTS, Stopped
+from forwarder.core.pipeline import Pipeline
 from forwarder.errors import FetchError, SendError
-from forwarder.formats.syslog import SyslogEncoder
 from forwarder.samples import make_zip
-from forwarder.sources.s3 import LogObject, S3Source
+from forwarder.sources.base import LogObject
+from forwarder.sources.exporter import LogExporterSource
+from forwarder.sources.s3 import Bucket
 
 BUCKET = "cato-logs"
 PREFIX = "KEY/"
@@ -47,45 +50,46 @@ def key(sequence: int) -> str:
     return f"{PREFIX}CATO{sequence:020d}.zip"
 
 
-class FakeSource:
-    """The source interface over in-memory objects, listed in numeric order like S3Source."""
+def at(sequence: int, records: int, complete: bool = False, name: str | None = None) -> Position:
+    """The position: *records* of file *sequence* delivered (all of it, when *complete*)."""
+    cursor: dict[str, Any] = {"sequence": sequence, "key": key(sequence) if name is None else name}
+    if complete:
+        cursor["complete"] = True
+    return Position(cursor, records)
 
-    bucket = BUCKET
 
-    def __init__(self, tmp_path: Path, objects: dict[int, bytes]) -> None:
+class ListingClient:
+    """The S3 client calls a bucket listing makes, over FakeSource's objects (by sequence)."""
+
+    def __init__(self, objects: dict[int, bytes]) -> None:
+        self.objects = objects
+
+    def get_paginator(self, name: str) -> ListingClient:
+        return self
+
+    def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:  # noqa: N803
+        yield {"Contents": [{"Key": key(s), "Size": len(d)} for s, d in sorted(self.objects.items())]}
+
+
+class FakeSource(LogExporterSource):
+    """The log exporter's source over in-memory objects; downloads can be made to fail."""
+
+    def __init__(self, tmp_path: Path, objects: dict[int, bytes], config: Config | None = None) -> None:
         self.objects = dict(objects)
         self.broken: dict[int, int] = {}  # sequence -> downloads that still fail
         self.downloads: list[int] = []
         self._dir = tmp_path
-
-    @property
-    def id(self) -> str:
-        return SOURCE_ID
-
-    def list_objects(self) -> list[LogObject]:
-        return sorted(
-            (LogObject(key(s), s, len(data)) for s, data in self.objects.items()),
-            key=lambda o: o.sequence,
-        )
-
-    # S3Source's own, over list_objects above: the pipeline sees the real ordering rules.
-    pending = S3Source.pending
-    bounds = S3Source.bounds
-
-    def refresh_credentials(self, force: bool = True) -> None:
-        return None
+        settings = (config or make_config(tmp_path)).pipeline().source
+        super().__init__(Bucket(ListingClient(self.objects), settings), settings)
 
     def fetch(self, obj: LogObject) -> Path:
-        self.downloads.append(obj.sequence)
-        if self.broken.get(obj.sequence, 0):
-            self.broken[obj.sequence] -= 1
+        self.downloads.append(obj.ref)
+        if self.broken.get(obj.ref, 0):
+            self.broken[obj.ref] -= 1
             raise FetchError(f"s3://{BUCKET}/{obj.key}: AccessDenied: access denied")
-        path = self._dir / f"download-{obj.sequence}-{len(self.downloads)}.part"
-        path.write_bytes(self.objects[obj.sequence])
+        path = self._dir / f"download-{obj.ref}-{len(self.downloads)}.part"
+        path.write_bytes(self.objects[obj.ref])
         return path
-
-    def label(self, obj: LogObject) -> str:
-        return f"s3://{BUCKET}/{obj.key}"
 
 
 class FakeTransport:
@@ -95,6 +99,7 @@ class FakeTransport:
     """
 
     label = "fake://collector"
+    paces_itself = False
 
     def __init__(
         self,
@@ -146,23 +151,28 @@ def make_pipeline(
     transport: FakeTransport,
     once: bool = True,
     stop: threading.Event | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Pipeline:
-    store = CheckpointStore(config.checkpoint.path, source.id)
-    return Pipeline(
-        config, cast(S3Source, source), store, SyslogEncoder(config.output), transport, stop, once
+    """The production pipeline over *source* and *transport*, its checkpoint read. Not locked:
+    tests run one pipeline after another on one checkpoint, as restarts do."""
+    pipeline = build_pipeline(
+        config.pipeline(), stop=stop, once=once, source=source, transport=transport, clock=clock
     )
+    pipeline.open()
+    pipeline.store.unlock()
+    return pipeline
 
 
 def saved(config: Config) -> Position | None:
     """The checkpoint as a restarted forwarder would read it from disk."""
-    return CheckpointStore(config.checkpoint.path, SOURCE_ID).load()
+    return CheckpointStore(config.pipeline().checkpoint.path, SOURCE_ID).load()
 
 
 # --- order -----------------------------------------------------------------------------
 
 
 class FakeS3Client:
-    """The two boto3 calls S3Source makes, over in-memory objects, listed as S3 does:
+    """The two boto3 calls the exporter's source makes, over in-memory objects, listed as S3 does:
     lexicographically by key, a page at a time."""
 
     def __init__(self, objects: dict[str, bytes]) -> None:
@@ -199,12 +209,13 @@ def test_files_go_out_in_numeric_order_9999_before_10000(tmp_path: Path) -> None
             f"{PREFIX}README.txt": b"not an exporter file",
         }
     )
-    source = S3Source(client, config.source)
+    settings = config.pipeline().source
+    source = LogExporterSource(Bucket(client, settings, download_dir=str(tmp_path)), settings)
     transport = FakeTransport()
     pipeline = make_pipeline(config, source, transport)
     assert pipeline.run_pass() == 8
     assert transport.events == [event(s, i) for s in (998, 9999, 10000, 10001) for i in range(2)]
-    assert pipeline.position == Position(10001, f"{PREFIX}CATO10001.zip", 2, True)
+    assert pipeline.position == at(10001, 2, True, name=f"{PREFIX}CATO10001.zip")
     assert list(tmp_path.glob("*.part")) == []  # downloads are removed
 
 
@@ -230,11 +241,11 @@ def test_checkpoint_moves_only_after_each_batch_is_acknowledged(tmp_path: Path) 
     pipeline = make_pipeline(config, source, transport)
     pipeline.run_pass()
     assert seen == [
-        Position(7, key(7), 0, False),  # pinned by source.start before anything was sent
-        Position(7, key(7), 2, False),
-        Position(7, key(7), 4, False),
+        at(7, 0),  # pinned by source.start before anything was sent
+        at(7, 2),
+        at(7, 4),
     ]
-    assert saved(config) == Position(7, key(7), 5, True)
+    assert saved(config) == at(7, 5, True)
     assert pipeline.stats.events_sent == 5 and pipeline.stats.files == 1
 
 
@@ -253,7 +264,7 @@ def test_once_gives_up_after_the_attempts_and_keeps_the_last_acknowledged_positi
     )
     assert transport.attempts == 1 + ONCE_SEND_ATTEMPTS
     assert transport.events == [event(7, 0), event(7, 1)]
-    assert saved(config) == Position(7, key(7), 2, False)
+    assert saved(config) == at(7, 2)
     assert source.downloads == [7]  # file 8 never overtook file 7
 
 
@@ -268,7 +279,7 @@ def test_failed_batches_are_sent_again_until_acknowledged(
     pipeline.run_pass()
     assert transport.events == [event(7, i) for i in range(4)]
     assert transport.attempts == 8
-    assert saved(config) == Position(7, key(7), 4, True)
+    assert saved(config) == at(7, 4, True)
     assert "batch not delivered, retrying in" in caplog.text
 
 
@@ -287,7 +298,7 @@ def test_stop_during_retry_wait_raises_stopped_and_keeps_the_checkpoint(tmp_path
     pipeline = make_pipeline(config, source, transport, once=False, stop=stop)
     with pytest.raises(Stopped):
         pipeline.run_pass()
-    assert saved(config) == Position(7, key(7), 2, False)
+    assert saved(config) == at(7, 2)
 
 
 def test_stop_between_batches_ends_the_pass_at_a_clean_position(tmp_path: Path) -> None:
@@ -299,7 +310,7 @@ def test_stop_between_batches_ends_the_pass_at_a_clean_position(tmp_path: Path) 
     pipeline = make_pipeline(config, source, transport, stop=stop)
     pipeline.run_pass()
     assert transport.events == [event(7, 0), event(7, 1)]
-    assert saved(config) == Position(7, key(7), 2, False)
+    assert saved(config) == at(7, 2)
 
 
 # --- resuming --------------------------------------------------------------------------
@@ -312,7 +323,7 @@ def test_restart_resumes_inside_a_file_and_skips_exactly_the_delivered_records(t
     first = FakeTransport(fails=lambda attempt: attempt > 2)
     with pytest.raises(SendError):
         make_pipeline(config, FakeSource(tmp_path, objects), first).run_pass()
-    assert saved(config) == Position(7, key(7), 6, False)
+    assert saved(config) == at(7, 6)
 
     second = FakeTransport()
     sent = make_pipeline(config, FakeSource(tmp_path, objects), second).run_pass()
@@ -324,17 +335,17 @@ def test_restart_resumes_inside_a_file_and_skips_exactly_the_delivered_records(t
 @pytest.mark.parametrize(
     ("position", "expected"),
     [
-        (Position(7, key(7), 3, False), [event(7, i) for i in range(3, 5)] + [event(8, 0)]),
-        (Position(7, key(7), 5, False), [event(8, 0)]),
-        (Position(7, key(7), 5, True), [event(8, 0)]),
-        (Position(8, key(8), 1, True), []),
-        (Position(6, key(6), 0, True), [event(7, i) for i in range(5)] + [event(8, 0)]),
+        (at(7, 3), [event(7, i) for i in range(3, 5)] + [event(8, 0)]),
+        (at(7, 5), [event(8, 0)]),
+        (at(7, 5, True), [event(8, 0)]),
+        (at(8, 1, True), []),
+        (at(6, 0, True), [event(7, i) for i in range(5)] + [event(8, 0)]),
     ],
 )
 def test_resume_from_a_saved_position(tmp_path: Path, position: Position, expected: list[bytes]) -> None:
     """A saved position skips earlier files and the first `records` records of its own file."""
     config = make_config(tmp_path)
-    CheckpointStore(config.checkpoint.path, SOURCE_ID).save(position)
+    CheckpointStore(config.pipeline().checkpoint.path, SOURCE_ID).save(position)
     transport = FakeTransport()
     pipeline = make_pipeline(
         config, FakeSource(tmp_path, {7: events_file(7, 5), 8: events_file(8, 1)}), transport
@@ -371,8 +382,8 @@ def test_bad_records_are_reported_with_line_numbers_skipped_and_counted_in_the_p
     with caplog.at_level(logging.WARNING, logger="forwarder"):
         pipeline.run_pass()
     assert transport.events == [event(7, 0), event(7, 1)]
-    assert seen == [Position(7, key(7), 0, False), Position(7, key(7), 1, False)]
-    assert saved(config) == Position(7, key(7), 4, True)  # 4 records: 2 good, 2 bad
+    assert seen == [at(7, 0), at(7, 1)]
+    assert saved(config) == at(7, 4, True)  # 4 records: 2 good, 2 bad
     assert pipeline.stats.bad_records == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
@@ -387,7 +398,7 @@ def test_resume_after_bad_records_does_not_reread_them(tmp_path: Path) -> None:
     """Bad records count in the position, so a restart resumes after them, not on them."""
     lines = b"\n".join([event(7, 0), b"garbage", event(7, 1), event(7, 2)]) + b"\n"
     config = make_config(tmp_path)
-    CheckpointStore(config.checkpoint.path, SOURCE_ID).save(Position(7, key(7), 2, False))
+    CheckpointStore(config.pipeline().checkpoint.path, SOURCE_ID).save(at(7, 2))
     transport = FakeTransport()
     pipeline = make_pipeline(config, FakeSource(tmp_path, {7: make_zip([("a.log", lines)])}), transport)
     pipeline.run_pass()
@@ -438,7 +449,7 @@ def test_message_too_large_for_the_transport_is_dropped_and_counted(
     stats = pipeline.stats
     assert (stats.oversize_dropped, stats.bad_records, stats.events_sent) == (1, 0, 2)
     assert pipeline.stats.oversize_text() == "1 dropped"
-    assert saved(config) == Position(7, key(7), 3, True)
+    assert saved(config) == at(7, 3, True)
     assert (
         f"s3://{BUCKET}/{key(7)} member a.log line 2: message of 606 bytes exceeds what fake://collector "
         "can carry (500): dropped, record skipped (output.oversize: drop)"
@@ -472,7 +483,7 @@ def test_oversize_policy_applies_to_messages_over_max_message_bytes(tmp_path: Pa
     else:
         assert bodies == [] and pipeline.stats.oversize_dropped == 1
     assert pipeline.stats.events_sent == (2 if policy == "drop" else 3)
-    assert saved(config) == Position(7, key(7), 3, True)
+    assert saved(config) == at(7, 3, True)
 
 
 def test_oversize_is_logged_once_per_file_then_counted(
@@ -505,12 +516,12 @@ def test_oversize_is_logged_once_per_file_then_counted(
 @pytest.mark.parametrize(
     ("start", "files", "pinned"),
     [
-        ("earliest", [5, 6, 7], Position(5, key(5), 0, False)),
-        ("latest", [7], Position(7, key(7), 0, False)),
-        ("6", [6, 7], Position(6, key(6), 0, False)),
-        ("4", [5, 6, 7], Position(5, key(5), 0, False)),
-        ("0", [5, 6, 7], Position(5, key(5), 0, False)),
-        ("100", [], Position(100, "", 0, False)),
+        ("earliest", [5, 6, 7], at(5, 0)),
+        ("latest", [7], at(7, 0)),
+        ("6", [6, 7], at(6, 0)),
+        ("4", [5, 6, 7], at(5, 0)),
+        ("0", [5, 6, 7], at(5, 0)),
+        ("100", [], at(100, 0, name="")),
     ],
 )
 def test_start_decides_where_a_fresh_forwarder_begins(
@@ -518,7 +529,7 @@ def test_start_decides_where_a_fresh_forwarder_begins(
 ) -> None:
     """Without a checkpoint, source.start picks the first file: earliest, latest, or a number."""
     config = make_config(tmp_path, start=start)
-    source = FakeSource(tmp_path, {s: events_file(s, 1) for s in (5, 6, 7)})
+    source = FakeSource(tmp_path, {s: events_file(s, 1) for s in (5, 6, 7)}, config)
     seen: list[Position | None] = []
     transport = FakeTransport(on_send=lambda messages: seen.append(saved(config)))
     make_pipeline(config, source, transport).run_pass()
@@ -529,7 +540,7 @@ def test_start_decides_where_a_fresh_forwarder_begins(
 def test_start_number_beyond_the_bucket_waits_for_that_file(tmp_path: Path) -> None:
     """A start sequence not yet in the bucket is pinned; files before it never go out."""
     config = make_config(tmp_path, start="100")
-    source = FakeSource(tmp_path, {99: events_file(99, 1)})
+    source = FakeSource(tmp_path, {99: events_file(99, 1)}, config)
     transport = FakeTransport()
     pipeline = make_pipeline(config, source, transport)
     pipeline.run_pass()
@@ -541,7 +552,7 @@ def test_start_number_beyond_the_bucket_waits_for_that_file(tmp_path: Path) -> N
 def test_empty_bucket_pins_nothing_for_latest(tmp_path: Path) -> None:
     """With latest and an empty bucket nothing is pinned; the newest file at the next poll is used."""
     config = make_config(tmp_path, start="latest")
-    source = FakeSource(tmp_path, {})
+    source = FakeSource(tmp_path, {}, config)
     transport = FakeTransport()
     pipeline = make_pipeline(config, source, transport)
     assert pipeline.run_pass() == 0
@@ -554,9 +565,9 @@ def test_empty_bucket_pins_nothing_for_latest(tmp_path: Path) -> None:
 def test_checkpoint_wins_over_start(tmp_path: Path) -> None:
     """Once a checkpoint exists, source.start is ignored: restarts agree on the position."""
     config = make_config(tmp_path, start="latest")
-    CheckpointStore(config.checkpoint.path, SOURCE_ID).save(Position(5, key(5), 1, True))
+    CheckpointStore(config.pipeline().checkpoint.path, SOURCE_ID).save(at(5, 1, True))
     transport = FakeTransport()
-    source = FakeSource(tmp_path, {s: events_file(s, 1) for s in (5, 6, 7)})
+    source = FakeSource(tmp_path, {s: events_file(s, 1) for s in (5, 6, 7)}, config)
     make_pipeline(config, source, transport).run_pass()
     assert transport.events == [event(6, 0), event(7, 0)]
 
@@ -576,7 +587,7 @@ def test_unreadable_file_stops_the_pass_and_is_not_overtaken(tmp_path: Path) -> 
         pipeline.run_pass()
     assert "attempt 2 of 2; on_bad_file: stop holds the position here" in str(info.value)
     assert transport.events == [event(1, 0), event(1, 1)]
-    assert saved(config) == Position(1, key(1), 2, True)
+    assert saved(config) == at(1, 2, True)
     assert source.downloads == [1, 2, 2]
 
     source.objects[2] = events_file(2, 1)  # the object is replaced
@@ -624,11 +635,9 @@ def test_messages_carry_the_configured_header(tmp_path: Path) -> None:
         f"checkpoint:\n  path: {tmp_path / 'cp.json'}\n",
         env={},
     )
-    store = CheckpointStore(config.checkpoint.path, SOURCE_ID)
     transport = FakeTransport()
-    encoder = SyslogEncoder(config.output, clock=lambda: 1764314712.0)
     source = FakeSource(tmp_path, {7: make_zip([("a.log", event(7, 0) + b"\n" + b'{"a": 1}\n')])})
-    Pipeline(config, cast(S3Source, source), store, encoder, transport, once=True).run_pass()
+    make_pipeline(config, source, transport, clock=lambda: 1764314712.0).run_pass()
     assert transport.events == [
         b"<132>Nov 28 07:25:12 fwd01 cato: " + event(7, 0),
         b'<133>Nov 28 07:25:12 fwd01 cato: {"a": 1}',

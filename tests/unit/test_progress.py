@@ -1,4 +1,4 @@
-"""Unit tests for forwarder.observe.progress: pending files and lag from the listing, backlog lines."""
+"""Unit tests for forwarder.observe.progress: pending objects and lag from the listing, backlog lines."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 
 from forwarder.core.checkpoint import Position
 from forwarder.observe.progress import Backlog, Progress, _duration
-from forwarder.sources.s3 import LogObject
+from forwarder.sources.base import LogObject
 
 
 def obj(sequence: int, size: int = 100, modified: float = 0.0) -> LogObject:
-    return LogObject(f"K/CATO{sequence}.zip", sequence, size, modified or 1_000_000.0 + 30 * sequence)
+    return LogObject(f"K/CATO{sequence}.zip", size, modified or 1_000_000.0 + 30 * sequence, sequence)
 
 
 class Clock:
@@ -32,36 +32,46 @@ def test_nothing_known_before_a_listing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("position", "files", "size"),
+    ("done", "files", "size"),
     [
-        (None, 5, 500),
-        (Position(3, "k", 0, False), 4, 400),  # file 3 not done yet: it counts
-        (Position(3, "k", 10, True), 3, 300),
-        (Position(7, "k", 0, True), 0, 0),
-        (Position(1, "k", 0, True), 5, 500),  # before the oldest file still there
+        ([], 5, 500),
+        ([2], 4, 400),
+        ([2, 3], 3, 300),
+        ([2, 3, 4, 5, 7], 0, 0),
+        ([1], 5, 500),  # not in the listing (delivered before it)
     ],
 )
-def test_pending_files_and_bytes_after_the_checkpoint(
-    position: Position | None, files: int, size: int
+def test_pending_files_and_bytes_are_the_listing_less_what_was_done(
+    done: list[int], files: int, size: int
 ) -> None:
-    """Files (and their bytes) after the checkpoint's file, that file too while incomplete."""
+    """The objects (and their bytes) of the last listing of what is still to deliver, less those
+    delivered since."""
     backlog = Backlog()
     backlog.listed([obj(s) for s in (2, 3, 4, 5, 7)])
-    if position:
-        backlog.saved(position)
+    for sequence in done:
+        backlog.file_done(obj(sequence), 1)
     state = backlog.state()
     assert (state.pending_files, state.pending_bytes) == (files, size)
 
 
+def test_a_quarantined_object_is_no_longer_pending() -> None:
+    """An object given up on leaves the pending count like a delivered one."""
+    backlog = Backlog()
+    backlog.listed([obj(1), obj(2)])
+    backlog.quarantined(obj(1))
+    assert backlog.state().pending_files == 1
+
+
 def test_lag_is_the_newest_files_time_minus_the_delivered_ones() -> None:
-    """Lag: newest listed file's LastModified minus that of the checkpoint's file; 0 when caught up."""
+    """Lag: newest listed object's LastModified minus that of the object delivered last (before
+    one is, the first one fetched); 0 when caught up."""
     backlog = Backlog()
     backlog.listed([obj(s) for s in (1, 2, 3)])
-    backlog.saved(Position(1, "k", 5, False))
+    backlog.fetched(obj(1), None)
     assert backlog.state().lag_secs == 60
-    backlog.saved(Position(3, "k", 5, True))
+    backlog.file_done(obj(3), 5)
     assert backlog.state().lag_secs == 0
-    backlog.listed([obj(s) for s in (1, 2, 3, 4)])  # a new file appears
+    backlog.listed([obj(4)])  # a new file appears
     state = backlog.state()
     assert state.lag_secs == 30 and state.pending_files == 1
     assert state.newest_file_time == obj(4).modified and state.delivered_file_time == obj(3).modified
@@ -72,23 +82,23 @@ def test_probe_mode_knows_the_files_it_downloaded() -> None:
     backlog = Backlog()
     backlog.fetched(obj(8), None)
     backlog.fetched(obj(9), None)
-    backlog.saved(Position(8, "k", 0, True))
+    backlog.file_done(obj(8), 1)
     state = backlog.state()
     assert state.lag_secs == 30 and math.isnan(state.pending_files)
 
 
-def test_a_checkpoint_without_known_time_has_no_lag() -> None:
-    """A delivered file whose time is unknown gives NaN lag, never a made-up number."""
+def test_nothing_delivered_or_fetched_has_no_lag() -> None:
+    """Before an object was fetched or delivered, the lag is NaN, never a made-up number."""
     backlog = Backlog()
     backlog.listed([obj(5)])
-    backlog.saved(Position(2, "k", 0, True))  # deleted by retention: not in the listing
+    backlog.saved(Position({"sequence": 2, "complete": True}, 0))
     assert math.isnan(backlog.state().lag_secs)
 
 
 def progress_with(files: int, interval: float) -> tuple[Backlog, Progress, Clock, list[str]]:
     backlog, clock, shown = Backlog(), Clock(), []
     backlog.listed([obj(s, size=1000) for s in range(1, files + 1)])
-    backlog.saved(Position(1, "k", 0, False))
+    backlog.fetched(obj(1), None)
     return backlog, Progress(backlog, interval, shown.append, clock), clock, shown
 
 
@@ -99,7 +109,7 @@ def test_backlog_lines_every_interval_then_caught_up(caplog: pytest.LogCaptureFi
         for sequence in range(1, 11):
             clock.now += 10
             progress.sent("tcp://c", 100, 5000, 0.001)
-            backlog.saved(Position(sequence, "k", 100, True))
+            backlog.file_done(obj(sequence, size=1000), 100)
             progress.file_done(obj(sequence, size=1000), 100)
     lines = [r for r in caplog.records if r.getMessage().startswith("backlog: ")]
     assert len(lines) == 1  # 100 s of backlog, first line after 60 s
@@ -130,7 +140,7 @@ def test_live_line_shows_the_backlog_and_clears(caplog: pytest.LogCaptureFixture
     for sequence in range(1, 11):
         clock.now += 2
         progress.sent("tcp://c", 100, 5000, 0.001)
-        backlog.saved(Position(sequence, "k", 100, True))
+        backlog.file_done(obj(sequence, size=1000), 100)
         progress.file_done(obj(sequence, size=1000), 100)
     assert shown[0].startswith("backlog: 9 files (~900 events) left | 50 events/s | ETA 18s | lag ")
     assert shown[-1] == ""

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from forwarder.errors import FetchError
 from forwarder.formats import records as records_module
 from forwarder.formats.archive import Member, open_members
-from forwarder.formats.jsonevents import JsonSplitter, is_one_object
+from forwarder.formats.jsonsplit import JsonSplitter, is_one_object
 from forwarder.formats.records import BOM, Record, classify, split_records
 from forwarder.samples import cef_event, make_zip
 

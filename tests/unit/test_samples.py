@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from forwarder.formats.records import classify
-from forwarder.formats.syslog import cef_severity
+from forwarder.formats.severity import cef_severity
 from forwarder.samples import cef_event, exporter_key, json_event, make_zip
 
 MEMBERS = [

@@ -1,4 +1,5 @@
-"""Unit tests for forwarder.sources.s3: S3Source over a fake client (no S3 server), error translation."""
+"""Unit tests for forwarder.sources.s3 and .exporter: the exporter's files listed and downloaded over a
+fake client (no S3 server), and S3 errors in words."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ from botocore.response import StreamingBody
 
 from forwarder.config import SourceConfig, parse_config
 from forwarder.errors import ConfigError, FetchError
-from forwarder.sources.s3 import LogObject, S3Source, describe_s3_error, make_s3_client
+from forwarder.sources.base import LogObject
+from forwarder.sources.exporter import LogExporterSource
+from forwarder.sources.s3 import Bucket, describe_s3_error, make_s3_client
 
 
 def source_config(extra: str = "") -> SourceConfig:
-    return parse_config(f"source:\n  bucket: cato-logs\n  prefix: KEY/\n{extra}", env={}).source
+    return parse_config(f"source:\n  bucket: cato-logs\n  prefix: KEY/\n{extra}", env={}).pipeline().source
+
+
+def exporter(client: Any, config: SourceConfig) -> LogExporterSource:
+    """The log exporter's source (discovery: list) over *client*."""
+    return LogExporterSource(Bucket(client, config, download_dir=config.download_dir), config)
 
 
 def client_error(code: str, operation: str = "ListObjectsV2") -> botocore.exceptions.ClientError:
@@ -66,12 +74,12 @@ def test_objects_are_listed_in_numeric_sequence_order() -> None:
             "KEY/CATO100000.zip": b"d",
         }
     )
-    objects = S3Source(client, source_config()).list_objects()
+    objects = exporter(client, source_config()).listing.all()
     assert objects == [
-        LogObject("KEY/CATO00000000000000000998.zip", 998, 1),
-        LogObject("KEY/CATO9999.zip", 9999, 2),
-        LogObject("KEY/CATO10000.zip", 10000, 1),
-        LogObject("KEY/CATO100000.zip", 100000, 1),
+        LogObject("KEY/CATO00000000000000000998.zip", 1, 0.0, 998),
+        LogObject("KEY/CATO9999.zip", 2, 0.0, 9999),
+        LogObject("KEY/CATO10000.zip", 1, 0.0, 10000),
+        LogObject("KEY/CATO100000.zip", 1, 0.0, 100000),
     ]
     assert client.listed == [("cato-logs", "KEY/")]
 
@@ -88,7 +96,7 @@ def test_keys_not_matching_the_pattern_are_ignored() -> None:
             "OTHER/CATO4.zip": b"",
         }
     )
-    keys = [o.key for o in S3Source(client, source_config()).list_objects()]
+    keys = [o.key for o in exporter(client, source_config()).listing.all()]
     assert keys == ["KEY/CATO1.zip", "KEY/sub/CATO3.zip"]
 
 
@@ -96,23 +104,23 @@ def test_key_pattern_is_searched_after_the_prefix() -> None:
     """The pattern sees the key without the prefix, so a prefix that looks like a file name is no match."""
     config = parse_config(
         "source:\n  bucket: b\n  prefix: CATO77.zip/\n  key_pattern: '^(\\d+)\\.log$'\n", env={}
-    ).source
+    ).pipeline().source
     client = FakeS3Client({"CATO77.zip/12.log": b"", "CATO77.zip/x12.log": b""})
-    assert S3Source(client, config).list_objects() == [LogObject("CATO77.zip/12.log", 12, 0)]
+    assert exporter(client, config).listing.all() == [LogObject("CATO77.zip/12.log", 0, 0.0, 12)]
 
 
 def test_empty_bucket_lists_nothing() -> None:
     """A prefix with no objects (a page without Contents) lists nothing."""
-    assert S3Source(FakeS3Client({}), source_config()).list_objects() == []
+    assert exporter(FakeS3Client({}), source_config()).listing.all() == []
 
 
 def test_duplicate_sequence_numbers_are_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
     """Two keys with one sequence number are both listed (first by key) and warned about once."""
     client = FakeS3Client({"KEY/CATO5.zip": b"", "KEY/a/CATO5.zip": b""})
-    source = S3Source(client, source_config())
+    source = exporter(client, source_config())
     with caplog.at_level(logging.WARNING, logger="forwarder"):
-        first = source.list_objects()
-        source.list_objects()
+        first = source.listing.all()
+        source.listing.all()
     assert [o.key for o in first] == ["KEY/CATO5.zip", "KEY/a/CATO5.zip"]
     assert [r.getMessage() for r in caplog.records] == [
         "KEY/CATO5.zip and KEY/a/CATO5.zip have the same sequence number 5; only the first is "
@@ -122,9 +130,9 @@ def test_duplicate_sequence_numbers_are_warned_about_once(caplog: pytest.LogCapt
 
 def test_listing_error_is_a_fetch_error_with_a_hint() -> None:
     """An S3 error while listing becomes one FetchError line: where, the code, what to check."""
-    source = S3Source(FakeS3Client({}, error=client_error("AccessDenied")), source_config())
+    source = exporter(FakeS3Client({}, error=client_error("AccessDenied")), source_config())
     with pytest.raises(FetchError) as info:
-        source.list_objects()
+        source.listing.all()
     assert str(info.value) == (
         "listing s3://cato-logs/KEY/: AccessDenied: access denied (is the access key still valid, "
         "and may it list and read this prefix?); if the key may read files but not list them, "
@@ -132,23 +140,22 @@ def test_listing_error_is_a_fetch_error_with_a_hint() -> None:
     )
 
 
-def test_download_yields_a_temporary_file_and_removes_it(tmp_path: Path) -> None:
-    """download() stores the object in download_dir, yields its path, and deletes it afterwards."""
-    source = S3Source(
+def test_fetch_stores_the_object_in_a_temporary_file(tmp_path: Path) -> None:
+    """fetch() stores the object in a new file in download_dir and returns its path."""
+    source = exporter(
         FakeS3Client({"KEY/CATO1.zip": b"zip bytes"}), source_config(f"  download_dir: {tmp_path}\n")
     )
-    with source.download(LogObject("KEY/CATO1.zip", 1, 9)) as path:
-        assert path.parent == tmp_path
-        assert path.read_bytes() == b"zip bytes"
-    assert not path.exists()
-    assert list(tmp_path.iterdir()) == []
+    path = source.fetch(LogObject("KEY/CATO1.zip", 9, 0.0, 1))
+    assert path.parent == tmp_path
+    assert path.read_bytes() == b"zip bytes"
+    assert list(tmp_path.iterdir()) == [path]
 
 
 def test_download_of_a_vanished_object_is_a_fetch_error(tmp_path: Path) -> None:
     """An object deleted since listing is a FetchError naming it; no temporary file is left."""
-    source = S3Source(FakeS3Client({}), source_config(f"  download_dir: {tmp_path}\n"))
-    with pytest.raises(FetchError) as info, source.download(LogObject("KEY/CATO1.zip", 1, 9)):
-        pass
+    source = exporter(FakeS3Client({}), source_config(f"  download_dir: {tmp_path}\n"))
+    with pytest.raises(FetchError) as info:
+        source.fetch(LogObject("KEY/CATO1.zip", 9, 0.0, 1))
     assert str(info.value) == (
         "s3://cato-logs/KEY/CATO1.zip: NoSuchKey: the object is gone (deleted by the 7-day retention?)"
     )
@@ -158,9 +165,9 @@ def test_download_of_a_vanished_object_is_a_fetch_error(tmp_path: Path) -> None:
 def test_download_dir_that_does_not_exist_is_a_fetch_error(tmp_path: Path) -> None:
     """A missing source.download_dir is a FetchError naming the directory, not an OSError."""
     missing = tmp_path / "missing"
-    source = S3Source(FakeS3Client({"KEY/CATO1.zip": b"x"}), source_config(f"  download_dir: {missing}\n"))
-    with pytest.raises(FetchError) as info, source.download(LogObject("KEY/CATO1.zip", 1, 1)):
-        pass
+    source = exporter(FakeS3Client({"KEY/CATO1.zip": b"x"}), source_config(f"  download_dir: {missing}\n"))
+    with pytest.raises(FetchError) as info:
+        source.fetch(LogObject("KEY/CATO1.zip", 1, 0.0, 1))
     assert str(info.value) == (
         f"s3://cato-logs/KEY/CATO1.zip: cannot store the download in {missing}: No such file or directory"
     )
@@ -168,9 +175,9 @@ def test_download_dir_that_does_not_exist_is_a_fetch_error(tmp_path: Path) -> No
 
 def test_source_id_and_label() -> None:
     """A source is named s3://bucket/prefix, an object s3://bucket/key."""
-    source = S3Source(FakeS3Client({}), source_config())
+    source = exporter(FakeS3Client({}), source_config())
     assert source.id == "s3://cato-logs/KEY/"
-    assert source.label(LogObject("KEY/CATO1.zip", 1, 0)) == "s3://cato-logs/KEY/CATO1.zip"
+    assert source.label(LogObject("KEY/CATO1.zip", 0, 0.0, 1)) == "s3://cato-logs/KEY/CATO1.zip"
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from forwarder.config import OutputConfig
+from forwarder.config import OutputConfig, ParserConfig
+from forwarder.formats.cef import split_fields
+from forwarder.formats.encoder import EventEncoder
 from forwarder.formats.records import Record
+from forwarder.formats.severity import cef_severity
 from forwarder.formats.syslog import (
     BATCH_FRAMERS,
     FRAMERS,
-    SyslogEncoder,
-    _split_cef_header,
-    cef_severity,
     frame_newline,
     frame_octet_counting,
     pri,
@@ -36,16 +36,27 @@ def record(text: bytes, kind: str = "cef") -> Record:
     return Record(0, "", 1, text, kind)
 
 
-def encoder(clock_calls: list[float] | None = None, **output: str) -> SyslogEncoder:
-    """An encoder for host "collector-feed" with a fixed clock (counting its calls)."""
+class Encoder:
+    """The production encoder, stamping with the time a batch is sent (header_time: now), the
+    text unchecked (invalid_utf8: keep)."""
+
+    def __init__(self, encoder: EventEncoder) -> None:
+        self._encoder = encoder
+
+    def encode_batch(self, records: list[Record]) -> list[bytes]:
+        return self._encoder.encode(records).messages
+
+
+def encoder(clock_calls: list[float] | None = None, **output: str) -> Encoder:
+    """An encoder for host "fwd01.example.com" with a fixed clock (counting its calls)."""
 
     def clock() -> float:
         if clock_calls is not None:
             clock_calls.append(NOW)
         return NOW
 
-    settings = {"hostname": "fwd01.example.com", **output}
-    return SyslogEncoder(OutputConfig(**settings), clock=clock)  # type: ignore[arg-type]
+    settings = {"hostname": "fwd01.example.com", "header_time": "now", **output}
+    return Encoder(EventEncoder(OutputConfig(**settings), ParserConfig(invalid_utf8="keep"), clock=clock))  # type: ignore[arg-type]
 
 
 def test_rfc5424_message_exact_bytes() -> None:
@@ -262,10 +273,12 @@ def severity_field_byte_by_byte(text: bytes) -> bytes | None:
 @given(st.binary(max_size=40).map(lambda b: bytes(b"a|\\5"[x % 4] for x in b)))
 def test_severity_field_honours_escapes_like_a_byte_by_byte_parse(text: bytes) -> None:
     """Any mix of pipes, backslashes and other bytes gives the field a byte-by-byte parse gives
-    (a backslash takes the next byte literally), and the encoder's PRI agrees with cef_severity."""
-    assert _split_cef_header(text) == severity_field_byte_by_byte(text)
-    [message] = encoder(header="rfc3164").encode_batch([record(b"CEF:" + text)])
-    assert message.startswith(b"<%d>" % (128 + cef_severity(b"CEF:" + text)))
+    (a backslash takes the next byte literally), and the encoder's PRI agrees with cef_severity
+    for every event it sends (a header that is not CEF is not sent: see test_encoding)."""
+    cut = split_fields(text, 7)
+    assert (cut[6] if len(cut) > 7 else None) == severity_field_byte_by_byte(text)
+    for message in encoder(header="rfc3164").encode_batch([record(b"CEF:0|" + text)]):
+        assert message.startswith(b"<%d>" % (128 + cef_severity(b"CEF:0|" + text)))
 
 
 @pytest.mark.parametrize("framing", list(FRAMERS))

@@ -17,17 +17,12 @@ import trustme
 from forwarder.config import OutputConfig, parse_config
 from forwarder.errors import ConfigError, SendError
 from forwarder.transports import stream as transport_module
-from forwarder.transports.stream import (
-    UDP_MAX_PAYLOAD,
-    DatagramTransport,
-    FileTransport,
-    StdoutTransport,
-    StreamTransport,
-    Transport,
-    connect_error,
-    make_transport,
-    tls_context,
-)
+from forwarder.transports.base import Transport, connect_error
+from forwarder.transports.datagram import UDP_MAX_PAYLOAD, DatagramTransport
+from forwarder.transports.factory import make_transport
+from forwarder.transports.local import FileTransport, StdoutTransport
+from forwarder.transports.stream import StreamTransport
+from forwarder.transports.tls import tls_context
 
 TIMEOUT = 5.0
 
@@ -39,7 +34,7 @@ def output(protocol: str, port: int = 514, extra: str = "") -> OutputConfig:
         f"output:\n  protocol: {protocol}\n  host: 127.0.0.1\n  port: {port}\n"
         "  connect_timeout_secs: 2\n  ack_timeout_secs: 2\n" + extra
     )
-    return parse_config(text, env={}).output
+    return parse_config(text, env={}).pipeline().output
 
 
 def read_until(conn: socket.socket, size: int) -> bytes:
@@ -533,7 +528,7 @@ def test_tls_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
 
 def output_file(path: Path) -> OutputConfig:
     text = f"source: {{bucket: b}}\noutput:\n  protocol: file\n  path: {path}\n"
-    return parse_config(text, env={}).output
+    return parse_config(text, env={}).pipeline().output
 
 
 def test_file_transport_appends_one_event_per_line(tmp_path: Path) -> None:
@@ -574,7 +569,7 @@ def test_stdout_transport_writes_lines() -> None:
 def test_make_transport_builds_the_configured_protocol(protocol: str, kind: type) -> None:
     """make_transport returns the transport that output.protocol names; nothing connects yet."""
     transport: Transport = make_transport(
-        parse_config(f"source: {{bucket: b}}\noutput:\n  protocol: {protocol}\n", env={}).output
+        parse_config(f"source: {{bucket: b}}\noutput:\n  protocol: {protocol}\n", env={}).pipeline().output
     )
     assert isinstance(transport, kind)
     transport.close()
@@ -606,6 +601,6 @@ def test_relp_tls_is_relp_over_a_tls_connection() -> None:
         "output: {protocol: relp-tls, host: siem.example.com, tls: {min_version: '1.3'}}\n",
         env={},
     )
-    transport = make_transport(config.output)
+    transport = make_transport(config.pipeline().output)
     assert isinstance(transport, RelpTransport)
     assert transport.label == "relp-tls://siem.example.com:20514"

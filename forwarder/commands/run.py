@@ -1,0 +1,131 @@
+"""``forwarder run``: every pipeline, until SIGTERM (or once, with ``--once``).
+
+SIGTERM/SIGINT: each pipeline finishes its batch in flight and saves (a second SIGINT
+aborts); SIGHUP: the config is read again and the pipelines added, removed or changed
+start, stop or restart (``core.runner``); a config that does not load keeps the running one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from forwarder.commands.common import EXIT_OK, chosen, load
+from forwarder.compose import build_pipeline
+from forwarder.config import Config, PipelineConfig, load_config, secret_values
+from forwarder.core.observer import Observer
+from forwarder.core.pipeline import Pipeline
+from forwarder.core.runner import Runner
+from forwarder.errors import ForwarderError
+from forwarder.observe.logs import setup_logging
+from forwarder.observe.wiring import Observing
+
+log = logging.getLogger("forwarder")
+
+
+class _Signals:
+    """SIGTERM/SIGINT stop (a second SIGINT aborts), SIGHUP asks for a reload."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reload.set())
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.info("%s received: finishing the batch in flight, then exiting", signal.Signals(signum).name)
+        self.stop.set()
+
+
+def _target(config: PipelineConfig) -> str:
+    out = config.output
+    if out.protocol in ("file", "stdout"):
+        return out.path or out.protocol
+    hosts = ", ".join(out.hosts) if out.hosts else f"{out.host}:{out.port}"
+    return f"{out.protocol}://{hosts}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load(args)
+    config = dataclasses.replace(config, pipelines=chosen(config, args))
+    signals = _Signals()
+    signals.install()
+    observing = Observing(config)  # metrics.listen: the endpoint listens from here on
+    once = bool(args.once)
+
+    def build(config: PipelineConfig, stop: threading.Event, observer: Observer) -> Pipeline:
+        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer)
+        out = config.output
+        log.info(
+            "forwarding %s to %s (%s header%s)",
+            pipeline.source.id,
+            _target(config),
+            out.header,
+            f", {out.framing} framing" if out.protocol in ("tcp", "tls") else "",
+        )
+        return pipeline
+
+    runner = Runner(build, observing.pipeline, once)
+    started = time.monotonic()
+    try:
+        runner.start(config)
+        while runner.running():
+            if signals.stop.is_set():
+                runner.stop()
+            elif signals.reload.is_set():
+                signals.reload.clear()
+                config = _reloaded(args, config, runner, observing)
+            runner.wait(0.2)
+    finally:
+        runner.stop()
+        runner.wait()
+        observing.close()
+    stats = runner.stats()
+    letters = sum(w.pipeline.dead_letter.written for w in runner.workers.values() if w.pipeline is not None)
+    log.info(
+        "done: %d events from %d files in %.1fs%s%s%s%s",
+        stats.events_sent,
+        stats.files,
+        time.monotonic() - started,
+        f"; {stats.bad_records} bad records skipped (see warnings above)" if stats.bad_records else "",
+        f"; {stats.repaired_records} sent with invalid UTF-8 replaced" if stats.repaired_records else "",
+        f"; {letters} noted in the dead-letter file" if letters else "",
+        f"; over output.max_message_bytes: {oversize}" if (oversize := stats.oversize_text()) else "",
+    )
+    errors = [e for e in runner.errors() if isinstance(e, ForwarderError)]
+    if len(errors) < len(runner.errors()):
+        raise next(e for e in runner.errors() if not isinstance(e, ForwarderError))
+    return max((e.exit_code for e in errors), default=EXIT_OK)
+
+
+def _reloaded(args: argparse.Namespace, config: Config, runner: Runner, observing: Observing) -> Config:
+    """SIGHUP: read the config again and apply it; keep running on the old one if it fails."""
+    try:
+        fresh = load_config(args.config)
+        fresh = dataclasses.replace(fresh, pipelines=chosen(fresh, args))
+    except ForwarderError as exc:
+        log.error("SIGHUP: the reloaded configuration was refused, keeping the running one: %s", exc)
+        return config
+    setup_logging(
+        args.log_level or fresh.log.level,
+        args.log_format or fresh.log.format,
+        secrets=secret_values(fresh),
+        repeat_window_secs=fresh.log.repeat_window_secs,
+    )
+    if fresh.metrics != config.metrics:
+        log.warning("SIGHUP: metrics settings changed; they take effect at the next start")
+    runner.reload(fresh)
+    for name in {p.name for p in config.pipelines} - {p.name for p in fresh.pipelines}:
+        observing.forget(name)
+    log.info("SIGHUP: configuration reloaded from %s", args.config)
+    return fresh

@@ -1,0 +1,121 @@
+"""The settings of each kind of source (``source.kind``), and their own checks.
+
+A kind is one frozen dataclass here, registered in SOURCE_KINDS; its ``checked`` method
+runs the checks that look at several keys at once and returns the final settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder.config.fields import choice, limits
+from forwarder.config.tree import describe, join
+from forwarder.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """How to reach a bucket: where it is, whose credentials, which role (shared by the S3 kinds)."""
+
+    bucket: str = field(default="", metadata={"required": True, "nonempty": True})
+    prefix: str = ""
+    region: str = "us-east-1"
+    endpoint_url: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    session_token: str = ""
+    profile: str = ""
+    # A role to assume (per tenant: the cross-account pattern), with the external ID its
+    # trust policy asks for; the credentials above (or boto3's chain) assume it.
+    role_arn: str = ""
+    external_id: str = ""
+    role_session_name: str = field(default="forwarder", metadata={"nonempty": True})
+    s3_retry_mode: str = field(default="standard", metadata=choice("standard", "adaptive", "legacy"))
+    s3_max_attempts: int = field(default=5, metadata=limits(1, 100))
+    connect_timeout_secs: float = field(default=10.0, metadata=limits(0.1))
+    read_timeout_secs: float = field(default=60.0, metadata=limits(0.1))
+
+    def check_access(self, path: str) -> None:
+        """Credentials that go together are given together."""
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ConfigError(
+                f"{join(path, 'access_key_id')}: access_key_id and secret_access_key go together "
+                "(give both, or neither to use boto3's credential chain)"
+            )
+        if self.profile and self.access_key_id:
+            raise ConfigError(
+                f"{join(path, 'profile')}: give either profile or access_key_id/secret_access_key, not both"
+            )
+        if self.external_id and not self.role_arn:
+            raise ConfigError(
+                f"{join(path, 'external_id')}: given without role_arn "
+                "(the role whose trust policy asks for it)"
+            )
+        if self.role_arn and not re.match(r"arn:aws[a-z-]*:iam::\d{12}:role/\S+\Z", self.role_arn):
+            raise ConfigError(
+                f"{join(path, 'role_arn')}: expected a role ARN such as "
+                f'"arn:aws:iam::123456789012:role/cato-events", got {describe(self.role_arn)}'
+            )
+
+
+@dataclass(frozen=True)
+class SourceConfig(S3Access):
+    """``kind: log_exporter``: the Log Exporter's files in an S3 bucket, found by listing or by name."""
+
+    kind: str = field(default="log_exporter", metadata=choice("log_exporter"))
+    key_pattern: str = r"CATO(\d+)\.zip$"
+    discovery: str = field(default="list", metadata=choice("list", "probe"))
+    key_template: str = "CATO{sequence:020d}.zip"
+    max_gap_files: int = field(default=100_000, metadata=limits(1))
+    zip_password: str = ""
+    poll_interval_secs: float = field(default=30.0, metadata=limits(0.1))
+    start: int | str = "earliest"
+    download_dir: str = ""
+    max_attempts: int = field(default=5, metadata=limits(1, 1000))
+    on_bad_file: str = field(default="stop", metadata=choice("stop", "quarantine"))
+    bad_file_retry_secs: float = field(default=2.0, metadata=limits(0.01))
+    max_member_bytes: int = field(default=10 << 30, metadata=limits(1))
+    prefetch_files: int = field(default=2, metadata=limits(0, 64))
+    prefetch_bytes: int = field(default=256 << 20, metadata=limits(0))
+
+    def checked(self, raw: dict[str, Any], path: str) -> SourceConfig:
+        """The settings with ``start`` typed; ConfigError for keys that do not fit together."""
+        start = raw.get("start", "earliest")
+        if isinstance(start, str) and start.strip().isdigit():
+            start = int(start)
+        if not (start in ("earliest", "latest") or (type(start) is int and start >= 0)):
+            raise ConfigError(
+                f"{join(path, 'start')}: expected earliest, latest or a file sequence number, "
+                f"got {describe(start)}"
+            )
+        try:
+            pattern = re.compile(self.key_pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"{join(path, 'key_pattern')}: not a valid regular expression ({exc})"
+            ) from None
+        if pattern.groups < 1:
+            raise ConfigError(
+                f"{join(path, 'key_pattern')}: expected a regular expression whose group 1 is the sequence "
+                f"number, got {describe(self.key_pattern)} (no group)"
+            )
+        template = join(path, "key_template")
+        try:
+            example = self.key_template.format(sequence=7007)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{template}: expected a name with {{sequence}} in it, such as "
+                f'"CATO{{sequence:020d}}.zip", got {describe(self.key_template)} ({exc})'
+            ) from None
+        if example == self.key_template.format(sequence=7008):
+            got = describe(self.key_template)
+            raise ConfigError(f"{template}: expected a name with {{sequence}} in it, got {got}")
+        self.check_access(path)
+        return dataclasses.replace(self, start=start)
+
+
+# source.kind -> the settings of that kind of source (the first is the default kind).
+SOURCE_KINDS: dict[str, type[Any]] = {"log_exporter": SourceConfig}

@@ -1,0 +1,139 @@
+"""An object's bytes to batches of syslog messages: unpack, split, encode, fit to size.
+
+``read_batches`` is the pure middle of the pipeline: it reads a fetched object (zip,
+gzip or text: ``formats.archive``), splits it into records (``formats.records``), encodes
+each batch (``formats.encoder``) and fits messages over the size limit
+(``formats.oversize``). It sends nothing and writes nothing: what happened to records that
+are not sent as they were (bad, repaired, truncated, split, dropped) travels with each
+batch as ``Note``s, for the pipeline's reporting (``core.reports``). So it can run
+wherever the bytes are, given its settings.
+
+A ``Batch`` carries ``done``: how many of the object's records are accounted for (sent or
+reported) once it is delivered — the record count the checkpoint keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from forwarder.errors import BadFileError, FetchError
+from forwarder.formats.archive import limit_members, open_members
+from forwarder.formats.encoder import EventEncoder
+from forwarder.formats.oversize import fit, header_length
+from forwarder.formats.records import Record, split_records
+from forwarder.sources.base import Unpack
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """Everything ``read_batches`` needs besides the encoder."""
+
+    unpack: Unpack = Unpack()
+    format: str = "auto"  # parser.format
+    max_record_bytes: int = 1 << 20
+    max_events: int = 1000  # batch.max_events
+    limit: int | None = None  # the longest message to send: output.max_message_bytes, or less
+    limit_name: str = "output.max_message_bytes"  # what sets the limit, for messages
+    oversize: str = "truncate"  # output.oversize
+    header: str = "rfc5424"  # output.header (to find where the event starts in a message)
+
+
+class Note(NamedTuple):
+    """A record not sent as it was, and why."""
+
+    kind: str  # "bad" (not sent), "repaired" (invalid UTF-8 replaced), "truncated", "split", "dropped"
+    record: Record
+    reason: str
+    size: int = 0  # truncated, split, dropped: the message's size
+    pieces: list[bytes] | None = None  # truncated, split: what was sent instead
+
+
+@dataclass
+class Batch:
+    """Messages to send together, and what delivering them accounts for."""
+
+    messages: list[bytes]
+    events: int  # events the messages carry (the pieces of a split event are one)
+    records: int  # records read into it (sent or changed; bad ones are in notes)
+    done: int  # records of the object accounted for once it is delivered
+    last: bool  # the object's final batch
+    notes: list[Note] = field(default_factory=list)
+
+
+def read_batches(
+    path: Path, label: str, settings: ReadSettings, encoder: EventEncoder, first: int = 0
+) -> Iterator[Batch]:
+    """The batches of the object stored at *path* (named *label*), from its record *first* on.
+
+    Raises BadFileError when the object's content cannot be read (corrupt, wrong password,
+    over the member limit, not what its name says).
+    """
+    unpack = settings.unpack
+    members = limit_members(open_members(path, label, unpack.password), unpack.max_member_bytes, label)
+    records = split_records(members, label, settings.format, settings.max_record_bytes)
+    pending: list[Record] = []
+    notes: list[Note] = []
+    done = first
+    try:
+        for record in records:
+            if record.ordinal < first:
+                continue
+            done = record.ordinal + 1
+            if record.kind == "bad":
+                notes.append(Note("bad", record, record.reason))
+                continue
+            pending.append(record)
+            if len(pending) >= settings.max_events:
+                yield _batch(pending, notes, done, False, settings, encoder)
+                pending, notes = [], []
+    except BadFileError:
+        raise
+    except FetchError as exc:  # everything raised while reading a downloaded object is about its content
+        raise BadFileError(str(exc)) from exc
+    yield _batch(pending, notes, done, True, settings, encoder)
+
+
+def _batch(
+    records: list[Record],
+    notes: list[Note],
+    done: int,
+    last: bool,
+    settings: ReadSettings,
+    encoder: EventEncoder,
+) -> Batch:
+    """Encode *records* and fit the messages to the size limit."""
+    if not records:
+        return Batch([], 0, 0, done, last, notes)
+    encoded = encoder.encode(records)
+    notes += [Note("bad", record, reason) for record, reason in encoded.rejected]
+    notes += [Note("repaired", record, reason) for record, reason in encoded.repaired]
+    messages, events = encoded.messages, len(encoded.messages)
+    limit = settings.limit
+    if limit is not None and messages and max(map(len, messages)) > limit:
+        messages, events = _fitted(encoded.records, messages, limit, settings, notes)
+    return Batch(messages, events, len(encoded.records), done, last, notes)
+
+
+_DONE = {"truncate": "truncated", "split": "split", "drop": "dropped"}
+
+
+def _fitted(
+    records: list[Record], messages: list[bytes], limit: int, settings: ReadSettings, notes: list[Note]
+) -> tuple[list[bytes], int]:
+    """*messages* with those over *limit* truncated, split or dropped (output.oversize), and
+    how many events are left."""
+    fitted: list[bytes] = []
+    events = 0
+    for record, message in zip(records, messages, strict=True):
+        if len(message) <= limit:
+            fitted.append(message)
+            events += 1
+            continue
+        pieces = fit(message, header_length(message, settings.header), limit, settings.oversize)
+        fitted += pieces
+        events += 1 if pieces else 0
+        notes.append(Note(_DONE[settings.oversize], record, "", len(message), pieces))
+    return fitted, events
