@@ -289,7 +289,9 @@ def test_run_once_with_the_collector_down_exits_4(
     assert errors[-1]["message"].endswith(
         "connection refused (is the collector running and listening on this port?) (gave up after 5 attempts)"
     )
-    assert CheckpointStore(tmp_path / "state" / "cp.json", "s3://cato-logs/KEY/").load() == Position({"sequence": 9999, "key": "KEY/CATO9999.zip"}, 0)
+    assert CheckpointStore(tmp_path / "state" / "cp.json", "s3://cato-logs/KEY/").load() == Position(
+        {"sequence": 9999, "key": "KEY/CATO9999.zip"}, 0
+    )
 
 
 def test_run_stops_cleanly_on_sigterm(

@@ -102,9 +102,11 @@ def test_keys_not_matching_the_pattern_are_ignored() -> None:
 
 def test_key_pattern_is_searched_after_the_prefix() -> None:
     """The pattern sees the key without the prefix, so a prefix that looks like a file name is no match."""
-    config = parse_config(
-        "source:\n  bucket: b\n  prefix: CATO77.zip/\n  key_pattern: '^(\\d+)\\.log$'\n", env={}
-    ).pipeline().source
+    config = (
+        parse_config("source:\n  bucket: b\n  prefix: CATO77.zip/\n  key_pattern: '^(\\d+)\\.log$'\n", env={})
+        .pipeline()
+        .source
+    )
     client = FakeS3Client({"CATO77.zip/12.log": b"", "CATO77.zip/x12.log": b""})
     assert exporter(client, config).listing.all() == [LogObject("CATO77.zip/12.log", 0, 0.0, 12)]
 
