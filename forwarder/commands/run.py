@@ -127,5 +127,5 @@ def _reloaded(args: argparse.Namespace, config: Config, runner: Runner, observin
     runner.reload(fresh)
     for name in {p.name for p in config.pipelines} - {p.name for p in fresh.pipelines}:
         observing.forget(name)
-    log.info("SIGHUP: configuration reloaded from %s", args.config)
+    log.info("SIGHUP: configuration and credentials reloaded from %s", args.config)
     return fresh

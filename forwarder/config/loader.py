@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from forwarder.config import checks
+from forwarder.config.checks import distinct, output_defaults
+from forwarder.config.checks import pipeline as checked_pipeline
 from forwarder.config.model import (
     DEFAULT_PIPELINE,
     Config,
@@ -108,9 +109,9 @@ def _pipeline(raw: Any, where: str, env: Mapping[str, str]) -> PipelineConfig:
     every key path in errors ("" for a single-pipeline file)."""
     raw = _substitute_tree(raw, where, env)
     if isinstance(raw, dict) and "output" in raw:
-        raw["output"] = checks.output_defaults(raw["output"], where)
+        raw["output"] = output_defaults(raw["output"], where)
     pipeline: PipelineConfig = build(PipelineConfig, raw, where)
-    return checks.pipeline(pipeline, raw, where)
+    return checked_pipeline(pipeline, raw, where)
 
 
 def _pipelines(raw: dict[str, Any], env: Mapping[str, str]) -> tuple[PipelineConfig, ...]:
@@ -123,7 +124,8 @@ def _pipelines(raw: dict[str, Any], env: Mapping[str, str]) -> tuple[PipelineCon
             f"move the top-level {stray[0]} into defaults: to share it"
         )
     if not isinstance(items, list) or not items:
-        raise ConfigError(f"pipelines: expected a list of pipelines, got {describe(items)}")
+        got = "an empty list" if items == [] else describe(items)
+        raise ConfigError(f"pipelines: expected a list of at least one pipeline, got {got}")
     if not isinstance(defaults, dict):
         raise ConfigError(f"defaults: expected a mapping of pipeline sections, got {describe(defaults)}")
     for key in defaults:
@@ -149,7 +151,7 @@ def _pipelines(raw: dict[str, Any], env: Mapping[str, str]) -> tuple[PipelineCon
                 "path": f"./state/{name}/checkpoint.json",
             }
         built.append(_pipeline(merged, f"pipelines[{i}] ({name})", env))
-    checks.distinct(built)
+    distinct(built)
     return tuple(built)
 
 

@@ -245,7 +245,7 @@ class Pipeline:
             log.info("%s: resuming after record %d", label, first)
         inside = self.source.inside(obj)
         for batch in read_batches(path, label, self._settings.reading, self._encoder, first):
-            self._deliver(label, batch)
+            self._deliver(label, obj.key, batch)
             if batch.last:
                 self.reports.done(label)
                 self._object_done(obj, batch.done)
@@ -260,9 +260,9 @@ class Pipeline:
         self.observer.file_done(obj, done)
         log.info("%s: delivered (%d records)", label, done, extra={"key": obj.key, "records": done})
 
-    def _deliver(self, label: str, batch: Batch) -> None:
+    def _deliver(self, label: str, key: str, batch: Batch) -> None:
         """Report the batch's notes, then send its messages until acknowledged."""
-        self.reports.notes(label, batch.notes)
+        self.reports.notes(label, key, batch.notes)
         self.observer.read(batch.records)
         if batch.messages:
             self.delivery.send(batch.messages)

@@ -66,9 +66,11 @@ class Reports:
         self.stats = stats
         self._settings = settings
         self._seen: Counter[str] = Counter()  # of the current object: "bad", "repaired", "oversize"
+        self._key = ""  # the current object's key (the log's "key" field)
 
-    def notes(self, label: str, notes: list[Note]) -> None:
-        """Report *notes* of the object named *label*."""
+    def notes(self, label: str, key: str, notes: list[Note]) -> None:
+        """Report *notes* of the object *key*, named *label* in messages."""
+        self._key = key
         for note in notes:
             if note.kind == "bad":
                 self._bad(label, note)
@@ -92,14 +94,14 @@ class Reports:
                 oversize,
                 self._settings.oversize,
                 OVERSIZE_LOGGED_PER_OBJECT,
-                extra={"key": label},
+                extra={"key": self._key},
             )
 
     def _place(self, label: str, note: Note) -> tuple[str, dict[str, object]]:
         record = note.record
         member = f" member {record.member}" if record.member else ""
         where = f"{label}{member} line {record.line}"
-        return where, {"key": label, "member": record.member, "line": record.line}
+        return where, {"key": self._key, "member": record.member, "line": record.line}
 
     def _bad(self, label: str, note: Note) -> None:
         self.stats.bad_records += 1

@@ -1,0 +1,1 @@
+"""Sources: where log objects come from, each kind behind ``base.Source`` with its own cursor."""

@@ -41,7 +41,7 @@ def _checkpoint(tmp_path: Path) -> tuple[int, int, bool] | None:
         data = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
     except (OSError, ValueError):
         return None
-    return data["sequence"], data["records"], data["complete"]
+    return data["cursor"]["sequence"], data["records"], data["cursor"].get("complete", False)
 
 
 # --- 1. crashes ------------------------------------------------------------------------

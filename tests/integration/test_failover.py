@@ -42,7 +42,7 @@ def test_primary_stopped_mid_backlog_then_back(
     primary.start()
     while time.monotonic() < deadline + 30:
         state = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
-        if (state["sequence"], state["complete"]) == (15, True):
+        if (state["cursor"]["sequence"], state["cursor"].get("complete", False)) == (15, True):
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)

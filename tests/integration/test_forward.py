@@ -52,7 +52,7 @@ def test_every_event_arrives_once_in_order(
     time.sleep(0.3)
     assert len(rsyslog.messages()) == len(backlog.events), "a second --once must send nothing"
     state = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
-    assert (state["sequence"], state["complete"]) == (10001, True)
+    assert (state["cursor"]["sequence"], state["cursor"].get("complete", False)) == (10001, True)
 
 
 def test_rfc3164_header(s3: Any, collector: Any, tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_collector_down_once_exits_4_and_keeps_position(s3: Any, collector: Any,
     assert result.returncode == 4
     assert "connection refused" in result.stderr and "Traceback" not in result.stderr
     state = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
-    assert (state["records"], state["complete"]) == (0, False)
+    assert (state["records"], state["cursor"].get("complete", False)) == (0, False)
 
     rsyslog.start()
     assert forwarder("run", "--config", str(config), "--once").returncode == 0

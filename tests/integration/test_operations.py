@@ -50,23 +50,28 @@ class Scraper:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
-    def metrics(self) -> dict[str, float]:
-        """Every sample, keyed ``name`` or ``name{label="value",...}``."""
+    def metrics(self, pipeline: str = "default") -> dict[str, float]:
+        """Every sample of *pipeline*, keyed ``name`` or ``name{label="value",...}`` (its
+        ``pipeline`` label left out)."""
         status, text = self.get("/metrics")
         assert status == 200
         values = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                if sample.labels.get("pipeline") != pipeline:
+                    continue
+                others = {k: v for k, v in sample.labels.items() if k != "pipeline"}
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(others.items()))
                 values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return values
 
-    def ready(self) -> tuple[bool, dict[str, Any]]:
+    def ready(self, pipeline: str = "default") -> tuple[bool, dict[str, Any]]:
+        """(/readyz says ready, *pipeline*'s checks)."""
         status, body = self.get("/readyz")
         assert status in (200, 503), (status, body)
         data: dict[str, Any] = json.loads(body)
         assert data["ready"] is (status == 200)
-        return status == 200, data["checks"]
+        return status == 200, data["pipelines"][pipeline]["checks"]
 
 
 def _metrics_config(tmp_path: Path, s3: Any, port: int, collector_port: int, **sections: Any) -> Path:

@@ -49,7 +49,7 @@ def test_relp_collector_killed_mid_backlog_loses_nothing(
             time.sleep(0.02)
         rsyslog.kill()
         state = json.loads((tmp_path / "state" / "checkpoint.json").read_text())
-        covered = (state["sequence"] - 1) * per_file + state["records"]
+        covered = (state["cursor"]["sequence"] - 1) * per_file + state["records"]
         assert covered <= len(set(rsyslog.messages())), "the checkpoint ran ahead of the answers"
         time.sleep(1.0)
         rsyslog.start()

@@ -81,7 +81,11 @@ def test_sigterm_finishes_the_batch_and_resumes_exactly(
     time.sleep(0.2)
     at_stop = len(rsyslog.messages())
     assert at_stop < len(backlog.events), "the stop must land mid-backlog"
-    assert state["complete"] is False and at_stop == (state["sequence"] - 1) * 700 + state["records"]
+    cursor = state["cursor"]
+    assert (
+        cursor.get("complete", False) is False
+        and at_stop == (cursor["sequence"] - 1) * 700 + state["records"]
+    )
 
     result = forwarder("run", "--config", str(config), "--once")
     assert result.returncode == 0, result.stderr
