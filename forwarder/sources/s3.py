@@ -15,9 +15,11 @@ they expire — the cross-account pattern of MSSPs and of Cato's own S3 integrat
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ import boto3
 import botocore.config
 import botocore.credentials
 import botocore.exceptions
+import botocore.loaders
 import botocore.session
 from botocore import UNSIGNED
 
@@ -97,9 +100,29 @@ def describe_s3_error(where: str, exc: Exception) -> FetchError:
     return FetchError(f"{where}: {type(exc).__name__}: {exc}")
 
 
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    """One loader of botocore's service models for every session of the process: each session
+    would otherwise parse the S3 model for itself (measured: 200 clients took 2.5 GB and 35 s
+    with their own loaders, 115 MB and 2.6 s with this one)."""
+    return botocore.loaders.create_loader()
+
+
+# botocore sessions are not safe to build from several threads at once (pipelines start together).
+_BUILDING = threading.Lock()
+
+
+def _core_session() -> botocore.session.Session:
+    """A new botocore session that reads service models through the shared loader."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _shared_loader())
+    return core
+
+
 def _session(access: S3Access) -> boto3.session.Session:
     """A boto3 session with the source's credentials; with role_arn, ones that assume it."""
     base = boto3.session.Session(
+        botocore_session=_core_session(),
         aws_access_key_id=access.access_key_id or None,
         aws_secret_access_key=access.secret_access_key or None,
         aws_session_token=access.session_token or None,
@@ -117,13 +140,28 @@ def _session(access: S3Access) -> boto3.session.Session:
         role_arn=access.role_arn,
         extra_args=extra,
     )
-    assumed = botocore.session.Session()
+    assumed = _core_session()
     # botocore has no public setter for refreshable credentials; this is how its own
     # assume-role provider hands them to a session.
     assumed._credentials = botocore.credentials.DeferredRefreshableCredentials(  # type: ignore[attr-defined]
         method="assume-role", refresh_using=fetcher.fetch_credentials
     )
     return boto3.session.Session(botocore_session=assumed, region_name=access.region or None)
+
+
+def _client(access: S3Access) -> Any:
+    session = _session(access)
+    # botocore's "max_attempts" counts retries only; s3_max_attempts includes the first try
+    retries: Any = {"mode": access.s3_retry_mode, "total_max_attempts": access.s3_max_attempts}
+    config = botocore.config.Config(
+        retries=retries,
+        connect_timeout=access.connect_timeout_secs,
+        read_timeout=access.read_timeout_secs,
+    )
+    if not (access.access_key_id or access.profile or access.role_arn) and session.get_credentials() is None:
+        log.info("no AWS credentials found: using anonymous (unsigned) requests")
+        config = config.merge(botocore.config.Config(signature_version=UNSIGNED))
+    return session.client("s3", endpoint_url=access.endpoint_url or None, config=config)
 
 
 def make_s3_client(access: S3Access) -> Any:
@@ -133,21 +171,8 @@ def make_s3_client(access: S3Access) -> Any:
     ConfigError naming the key.
     """
     try:
-        session = _session(access)
-        # botocore's "max_attempts" counts retries only; s3_max_attempts includes the first try
-        retries: Any = {"mode": access.s3_retry_mode, "total_max_attempts": access.s3_max_attempts}
-        config = botocore.config.Config(
-            retries=retries,
-            connect_timeout=access.connect_timeout_secs,
-            read_timeout=access.read_timeout_secs,
-        )
-        if (
-            not (access.access_key_id or access.profile or access.role_arn)
-            and session.get_credentials() is None
-        ):
-            log.info("no AWS credentials found: using anonymous (unsigned) requests")
-            config = config.merge(botocore.config.Config(signature_version=UNSIGNED))
-        return session.client("s3", endpoint_url=access.endpoint_url or None, config=config)
+        with _BUILDING:
+            return _client(access)
     except botocore.exceptions.ProfileNotFound as exc:
         raise ConfigError(f"source.profile: {exc} (check the name and the shared credentials file)") from None
     except botocore.exceptions.InvalidRegionError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -363,3 +364,34 @@ def test_next_files_download_while_one_is_sent(s3: Any, collector: Any, tmp_path
     ]
     for n in range(len(backlog.keys) - 1):
         assert order.index(("downloaded", backlog.keys[n + 1])) < order.index(("delivered", backlog.keys[n]))
+
+
+def test_role_arn_is_assumed_with_the_external_id(
+    s3: Any, s3proxy: S3Proxy, collector: Any, tmp_path: Path
+) -> None:
+    """With source.role_arn the forwarder's own key assumes the tenant's role (STS AssumeRole with
+    the external ID and session name) and reads the bucket with the role's credentials."""
+    backlog = plain_backlog(s3.client(), [1, 2], events=5)
+    rsyslog = collector("tcp")
+    role = "arn:aws:iam::123456789012:role/cato-acme"
+    config = write_config(
+        tmp_path / "f.yaml",
+        s3proxy.endpoint_url,
+        {"protocol": "tcp", "port": rsyslog.port},
+        source={"role_arn": role, "external_id": "20000232", "role_session_name": "fwd-acme"},
+    )
+    result = forwarder(
+        "run", "--once", "--config", str(config), env=forwarder_env(AWS_ENDPOINT_URL_STS=s3proxy.endpoint_url)
+    )
+    assert result.returncode == 0, result.stderr
+    assert bodies(rsyslog.assert_quiet(len(backlog.events))) == backlog.events
+    [assume] = [r for r in s3proxy.requests if "Action=AssumeRole" in r.form]
+    form = urllib.parse.parse_qs(assume.form)
+    assert (
+        form["RoleArn"] == [role]
+        and form["ExternalId"] == ["20000232"]
+        and form["RoleSessionName"] == ["fwd-acme"]
+    )
+    assert assume.access_key == "testing"  # the forwarder's own key asks
+    reads = {r.access_key for r in s3proxy.requests if r.method == "GET"}
+    assert reads and "testing" not in reads  # the bucket is read as the role

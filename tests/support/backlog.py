@@ -72,13 +72,17 @@ def put_backlog(client: Any, sequences: list[int], password: str = PASSWORD, eve
     return backlog
 
 
-def plain_backlog(client: Any, sequences: list[int], events: int) -> Backlog:
-    """Simple one-member zips of *events* CEF events each (for restart tests)."""
-    client.create_bucket(Bucket=BUCKET)
+def plain_backlog(client: Any, sequences: list[int], events: int, prefix: str = PREFIX) -> Backlog:
+    """Simple one-member zips of *events* CEF events each (for restart tests), under *prefix*."""
+    if not any(b["Name"] == BUCKET for b in client.list_buckets().get("Buckets", [])):
+        client.create_bucket(Bucket=BUCKET)
     backlog = Backlog()
     for seq in sequences:
-        lines = [cef_event(seq * 100_000 + i) for i in range(events)]
-        key = exporter_key(PREFIX, seq)
+        lines = [
+            cef_event(seq * 100_000 + i) + (f" tenant={prefix}" if prefix != PREFIX else "")
+            for i in range(events)
+        ]
+        key = exporter_key(prefix, seq)
         client.put_object(Bucket=BUCKET, Key=key, Body=make_zip([("events.log", "\n".join(lines).encode())]))
         backlog.keys.append(key)
         backlog.events += [line.encode() for line in lines]

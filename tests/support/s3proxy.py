@@ -1,6 +1,7 @@
 """An HTTP proxy in front of the moto S3 server that plays the parts S3 plays in production.
 
-It forwards every request to the real endpoint and records it, and on demand it:
+It forwards every request to the real endpoint (moto serves STS on the same port too) and
+records it (an STS call with its form), and on demand it:
 - denies listing (``deny_list``): ``GET /bucket?list-type=2`` gets 403 AccessDenied, as for
   an exporter key without s3:ListBucket;
 - rejects access keys (``rejected_keys``): a request signed with one gets 403
@@ -36,6 +37,7 @@ class SeenRequest:
     query: str
     access_key: str  # "" for an unsigned (anonymous) request
     status: int
+    form: str = ""  # the body of a form POST (an STS call: Action=AssumeRole&...)
 
 
 def _error(code: str, message: str) -> bytes:
@@ -103,10 +105,15 @@ class S3Proxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _record(self, handler: BaseHTTPRequestHandler, key: str, status: int) -> None:
+    def _record(self, handler: BaseHTTPRequestHandler, key: str, status: int, body: bytes = b"") -> None:
         parts = urlsplit(handler.path)
+        form = (
+            body.decode("utf-8", "replace")
+            if "form-urlencoded" in handler.headers.get("Content-Type", "")
+            else ""
+        )
         with self._lock:
-            self.requests.append(SeenRequest(handler.command, parts.path, parts.query, key, status))
+            self.requests.append(SeenRequest(handler.command, parts.path, parts.query, key, status, form))
 
     def _reply(self, handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
         handler.send_response(status)
@@ -153,7 +160,7 @@ class S3Proxy:
             if status == 404 and self.missing_as_403 and handler.command in ("GET", "HEAD"):
                 self._record(handler, key, 403)
                 return self._reply(handler, 403, _error("AccessDenied", "Access Denied"))
-            self._record(handler, key, status)
+            self._record(handler, key, status, body)
             handler.send_response(status)
             skip = ("transfer-encoding", "connection", "content-length", "server", "date")
             for name, value in response.getheaders():
