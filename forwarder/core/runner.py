@@ -124,21 +124,24 @@ class Runner:
             worker.stop.set()
 
     def reload(self, config: Config) -> None:
-        """Start added pipelines, stop removed ones, restart changed ones; the rest go on."""
+        """Start added pipelines, stop removed ones, restart changed ones (and ones that stopped on
+        an error: a reload is how to retry them once fixed); the rest go on."""
         wanted = {p.name: p for p in config.pipelines}
-        for name, worker in list(self.workers.items()):
-            if wanted.get(name) != worker.config:
-                worker.stop.set()
-        for name, worker in list(self.workers.items()):
-            if wanted.get(name) != worker.config:
-                if worker.thread is not None:
-                    worker.thread.join()
-                with self._lock:
-                    del self.workers[name]
-                self.finished.append(worker)
-                log.info(
-                    "SIGHUP: pipeline %s %s", name, "changed: restarting" if name in wanted else "removed"
-                )
+        going = [
+            name
+            for name, worker in self.workers.items()
+            if wanted.get(name) != worker.config or worker.thread is None or not worker.thread.is_alive()
+        ]
+        for name in going:
+            self.workers[name].stop.set()
+        for name in going:
+            worker = self.workers[name]
+            if worker.thread is not None:
+                worker.thread.join()
+            with self._lock:
+                del self.workers[name]
+            self.finished.append(worker)
+            log.info("SIGHUP: pipeline %s %s", name, "restarting" if name in wanted else "removed")
         for name, pipeline in wanted.items():
             if name not in self.workers:
                 if not any(w.config.name == name for w in self.finished):

@@ -149,7 +149,8 @@ def test_reload_starts_added_stops_removed_restarts_changed_and_leaves_the_rest(
 
 
 def test_a_pipeline_that_cannot_start_stops_alone(tmp_path: Path) -> None:
-    """A corrupt checkpoint stops its pipeline with the error (observers told); the others run."""
+    """A corrupt checkpoint stops its pipeline with the error (observers told); the others run; a
+    reload once it is fixed starts it again."""
     (tmp_path / "beta").mkdir()
     (tmp_path / "beta" / "cp.json").write_text("{ torn")
     world = World(tmp_path)
@@ -169,5 +170,10 @@ def test_a_pipeline_that_cannot_start_stops_alone(tmp_path: Path) -> None:
     assert "the checkpoint is corrupt" in stopped["beta"]
     assert [type(e).__name__ for e in runner.errors()] == ["CheckpointError"]
     assert runner.running()  # acme goes on
+    (tmp_path / "beta" / "cp.json").unlink()  # fixed
+    acme = runner.workers["acme"].thread
+    runner.reload(config(tmp_path, ["acme", "beta"]))  # the same config: retries the stopped one
+    wait_for(lambda: len(world.collectors.get("beta", Collector()).events) == 5)
+    assert runner.workers["acme"].thread is acme and runner.errors() == []
     runner.stop()
     assert runner.wait(10)
