@@ -15,9 +15,11 @@ they expire — the cross-account pattern of MSSPs and of Cato's own S3 integrat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -192,6 +194,40 @@ def credentials_file_stamp() -> tuple[str, float]:
         return path, 0.0
 
 
+_DOWNLOAD = re.compile(r"forwarder-(\d+)-.*\.part\Z")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@functools.cache
+def remove_stale_downloads(directory: str) -> list[str]:
+    """Remove the downloads (``forwarder-<pid>-*.part``) that processes now gone left in
+    *directory*: a kill -9 cannot clean up after itself. Once per directory and process;
+    returns the names removed."""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed  # a missing download_dir is reported when a download needs it
+    for entry in entries:
+        match = _DOWNLOAD.match(entry.name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    if removed:
+        log.info("removed %d downloads left in %s by forwarders that stopped", len(removed), directory)
+    return removed
+
+
 class Bucket:
     """A bucket and prefix: lists and downloads objects, naming them in errors.
 
@@ -213,6 +249,7 @@ class Bucket:
         self._download_dir = download_dir or None
         self._max_attempts = access.s3_max_attempts
         self._credentials_stamp = credentials_file_stamp()
+        remove_stale_downloads(download_dir or tempfile.gettempdir())
 
     @property
     def id(self) -> str:
@@ -263,7 +300,7 @@ class Bucket:
         where = self._download_dir or tempfile.gettempdir()
         try:
             handle = tempfile.NamedTemporaryFile(
-                prefix="forwarder-", suffix=".part", dir=self._download_dir, delete=False
+                prefix=f"forwarder-{os.getpid()}-", suffix=".part", dir=self._download_dir, delete=False
             )
         except OSError as exc:  # source.download_dir missing or not writable
             raise FetchError(

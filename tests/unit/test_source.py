@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,3 +248,19 @@ def test_settings_boto3_refuses_are_config_errors(
     with pytest.raises(ConfigError) as info:
         make_s3_client(source_config(extra))
     assert str(info.value).startswith(expected)
+
+
+def test_downloads_left_by_a_process_that_is_gone_are_removed(tmp_path: Path) -> None:
+    """A kill -9 leaves its temporary downloads behind: the next forwarder removes those of
+    processes that no longer run, and keeps those of running ones (another forwarder's)."""
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(gone.stdout)
+    stale = tmp_path / f"forwarder-{dead_pid}-abc.part"
+    running = tmp_path / f"forwarder-{os.getppid()}-def.part"
+    other = tmp_path / "forwarder-notes.txt"
+    for path in (stale, running, other):
+        path.write_bytes(b"x")
+    exporter(FakeS3Client({}), source_config(f"  download_dir: {tmp_path}\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, other.name])
