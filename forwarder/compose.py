@@ -26,7 +26,8 @@ from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Source
 from forwarder.sources.exporter import LogExporterSource
 from forwarder.sources.probe import Probing
-from forwarder.sources.s3 import Bucket, make_s3_client
+from forwarder.sources.s3 import Bucket
+from forwarder.sources.s3client import make_s3_client
 from forwarder.transports.base import Transport
 from forwarder.transports.factory import make_transport
 

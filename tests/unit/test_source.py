@@ -20,7 +20,8 @@ from forwarder.config import SourceConfig, parse_config
 from forwarder.errors import ConfigError, FetchError
 from forwarder.sources.base import LogObject
 from forwarder.sources.exporter import LogExporterSource
-from forwarder.sources.s3 import Bucket, describe_s3_error, make_s3_client
+from forwarder.sources.s3 import Bucket
+from forwarder.sources.s3client import describe_s3_error, make_s3_client
 
 
 def source_config(extra: str = "") -> SourceConfig:
