@@ -54,6 +54,7 @@ import struct
 import tempfile
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -797,6 +798,8 @@ class _Exec:
                 out[key] = concrete
                 continue
             raw = value.get(fld.name)
+            if fld.name == "flatFields" and raw is None and value.get("fieldsMap") is not None:
+                raw = [[k, _flat(v)] for k, v in value["fieldsMap"].items()]  # derived when asked for
             transform = value.get(f"__args_{fld.name}")
             if transform is not None:
                 raw = transform(raw, self.args(fld))
@@ -1054,6 +1057,7 @@ class CatoApiServer:
         self._marker_positions: dict[str, dict[str, int]] = {}
         self._rate: dict[tuple[str, str], deque[float]] = {}
         self._faults: list[_Fault] = []
+        self._account_errors: dict[str, str] = {}
         self._audit_seq = 0
 
         self.requests: list[RequestRecord] = []
@@ -1172,24 +1176,20 @@ class CatoApiServer:
             self._purge(state)
             out = []
             for raw in events:
-                fields = {str(k): _text(v) for k, v in raw.items()}
+                fields = {str(k): v if type(v) is str else _text(v) for k, v in raw.items()}
                 if not fields.get("time"):
                     fields["time"] = str(_ms(now))
                 try:
                     event_ms = int(float(fields["time"]))
                 except (TypeError, ValueError):
                     event_ms = _ms(now)
-                fields.setdefault("time_str", _rfc3339(event_ms / 1000))
+                stamp = _rfc3339(event_ms / 1000)
+                fields.setdefault("time_str", stamp)
                 event_id = fields.get("event_id") or fields.get("internalId") or secrets.token_hex(8)
                 fields.setdefault("event_id", event_id)
                 fields.setdefault("internalId", event_id)
                 fields.setdefault("account_id", account)
-                record = {
-                    "__typename": "EventRecord",
-                    "time": _rfc3339(event_ms / 1000),
-                    "fieldsMap": fields,
-                    "flatFields": [[k, _flat(v)] for k, v in fields.items()],
-                }
+                record = {"__typename": "EventRecord", "time": stamp, "fieldsMap": fields}
                 state.events.append(_Event(state.next_seq, now, record))
                 out.append(dict(fields))
             return out
@@ -1249,7 +1249,6 @@ class CatoApiServer:
                         for k, v in fields.items()
                     ],
                     "fieldsMap": fields,
-                    "flatFields": [[k, _flat(v)] for k, v in fields.items()],
                 }
                 self._audit_seq += 1
                 state.audits.append(_Audit(self._audit_seq, t_ms, record))
@@ -1302,6 +1301,18 @@ class CatoApiServer:
         with self._lock:
             ra = None if retry_after is None else str(retry_after)
             self._faults.extend(_Fault(kind, operation, message, delay, ra) for _ in range(n))
+
+    def set_account_error(self, account_id: str | int, message: str | None) -> None:
+        """Answer eventsFeed for the account with ``errorString: message`` and ``records: null``.
+
+        The other accounts of the call are served; the account's position does not move. ``None``
+        ends it. (Cato's texts for errorString are not published; this lets a test choose one.)
+        """
+        with self._lock:
+            if message is None:
+                self._account_errors.pop(str(account_id), None)
+            else:
+                self._account_errors[str(account_id)] = message
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -1456,10 +1467,16 @@ class CatoApiServer:
                 self._marker_used[marker] = now
                 positions = dict(self._marker_positions[marker])
 
+        lost_to_reset = dict(self._marker_positions[marker]) if reset and marker else {}
         candidates: dict[str, tuple[list[_Event], bool]] = {}
+        blocked = [a for a in allowed if a in self._account_errors]
         for account in allowed:
             state = self._account(account)
             self._purge(state)
+            if account in lost_to_reset:  # what the expired marker had not read yet is skipped
+                lost_from = max(lost_to_reset[account], state.base_seq)
+                if state.next_seq > lost_from:
+                    self.gaps.append(Gap(now, account, lost_from, state.next_seq - lost_from))
             if account not in positions:  # an empty marker, a reset, or an account it does not cover
                 oldest = not marker and self.empty_marker_start == "oldest"
                 positions[account] = state.base_seq if oldest else state.next_seq
@@ -1468,7 +1485,7 @@ class CatoApiServer:
                 self.gaps.append(Gap(now, account, pos, state.base_seq - pos))
                 pos = state.base_seq
             positions[account] = pos = min(pos, state.next_seq)
-            candidates[account] = self._scan(state, pos, filters)
+            candidates[account] = ([], False) if account in blocked else self._scan(state, pos, filters)
 
         take = self._share({a: len(c[0]) for a, c in candidates.items()})
         page: dict[str, list[dict[str, Any]]] = {}
@@ -1494,7 +1511,12 @@ class CatoApiServer:
 
         out_accounts = []
         for account in accounts:
-            if account in allowed_set:
+            if account in self._account_errors and account in allowed_set:
+                out_accounts.append({
+                    "__typename": "EventsFeedAccountRecords", "id": account,
+                    "errorString": self._account_errors[account], "records": None,
+                })
+            elif account in allowed_set:
                 out_accounts.append({
                     "__typename": "EventsFeedAccountRecords", "id": account, "errorString": "",
                     "records": page[account], "__args_records": _filter_event_fields,
@@ -1689,7 +1711,10 @@ class CatoApiServer:
             extra = {"Allow": "POST"} if status == 405 else {}
             return _reply(handler, status, b"Not Found\n" if status == 404 else b"Method Not Allowed\n",
                           "text/plain", extra)
-        raw = _read_body(handler)
+        try:
+            raw = _request_body(handler)
+        except (OSError, EOFError, zlib.error):  # a body that says gzip and is not
+            raw = b"\x00"
         if path.rstrip("/") != GRAPHQL_PATH:
             self._record(handler, None, (), None, 404)
             return _reply(handler, 404, b"Not Found\n", "text/plain")
@@ -1752,7 +1777,7 @@ class CatoApiServer:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         extra = {}
         if "gzip" in handler.headers.get("Accept-Encoding", "").lower():
-            body = gzip.compress(body)
+            body = gzip.compress(body, compresslevel=1)
             extra["Content-Encoding"] = "gzip"
         _reply(handler, status, body, "application/json", extra)
 
@@ -1800,8 +1825,7 @@ def _filter_event_fields(records: Any, args: Mapping[str, Any]) -> Any:
     if records is None or names is None:
         return records
     keep = {str(n) for n in names}
-    return [{**r, "fieldsMap": {k: v for k, v in r["fieldsMap"].items() if k in keep},
-             "flatFields": [p for p in r["flatFields"] if p[0] in keep]} for r in records]
+    return [{**r, "fieldsMap": {k: v for k, v in r["fieldsMap"].items() if k in keep}} for r in records]
 
 
 def _filter_audit_fields(records: Any, args: Mapping[str, Any]) -> Any:
@@ -1810,7 +1834,6 @@ def _filter_audit_fields(records: Any, args: Mapping[str, Any]) -> Any:
         return records
     keep = {str(n) for n in names}
     return [{**r, "fieldsMap": {k: v for k, v in r["fieldsMap"].items() if k in keep},
-             "flatFields": [p for p in r["flatFields"] if p[0] in keep],
              "fields": [f for f in r["fields"] if f["name"] in keep]} for r in records]
 
 
@@ -1873,6 +1896,13 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
         return b"".join(chunks)
     length = int(handler.headers.get("Content-Length") or 0)
     return handler.rfile.read(length) if length > 0 else b""
+
+
+def _request_body(handler: BaseHTTPRequestHandler) -> bytes:
+    raw = _read_body(handler)
+    if "gzip" in handler.headers.get("Content-Encoding", "").lower():
+        return gzip.decompress(raw)
+    return raw
 
 
 def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,

@@ -253,6 +253,22 @@ def test_account_not_allowed_gets_an_error_string_while_others_are_served(api: C
     assert data["accounts"][1] == {"id": "99999", "errorString": "permission denied", "records": None}
 
 
+def test_a_chosen_error_string_blocks_one_account_without_moving_it(api: CatoApiServer) -> None:
+    """set_account_error answers that account with its errorString, keeps its place, serves the rest."""
+    api.add_key(DEFAULT_API_KEY, ["777"])
+    variables = {"accountIDs": [ACCOUNT, "777"], "marker": ""}
+    marker = api.query(EVENTS_FEED_QUERY, variables)[1]["data"]["eventsFeed"]["marker"]
+    api.add_events(ACCOUNT, [make_event()])
+    api.add_events("777", [make_event(rule_name="held")])
+    api.set_account_error("777", "rate limit for operation: eventsFeed")
+    data = api.query(EVENTS_FEED_QUERY, {**variables, "marker": marker})[1]["data"]["eventsFeed"]
+    assert data["fetchedCount"] == 1 and data["accounts"][1] == {
+        "id": "777", "errorString": "rate limit for operation: eventsFeed", "records": None}
+    api.set_account_error("777", None)
+    data = api.query(EVENTS_FEED_QUERY, {**variables, "marker": data["marker"]})[1]["data"]["eventsFeed"]
+    assert data["fetchedCount"] == 1 and data["accounts"][1]["records"][0]["fieldsMap"]["rule_name"] == "held"
+
+
 def test_marker_unused_for_3_days_has_expired(api: CatoApiServer) -> None:
     """A marker used within 3 days stays valid; one left unused longer gets a top-level error."""
     marker = baseline(api)
@@ -274,6 +290,7 @@ def test_expired_marker_reset_mode_restarts_from_now_silently() -> None:
         api.clock.advance(4 * DAY)
         count, new_marker, _ = page(feed(api, marker))
         assert count == 0 and new_marker not in ("", marker) and api.expired_markers == [marker]
+        assert [(g.first_missing_seq, g.missing) for g in api.gaps] == [(0, 4)]
         api.add_events(ACCOUNT, [make_event(rule_name="new")])
         count, _, records = page(feed(api, new_marker))
         assert count == 1 and records[0]["fieldsMap"]["rule_name"] == "new"
@@ -322,6 +339,9 @@ def test_unknown_operation_and_syntax_errors_are_graphql_errors(api: CatoApiServ
         assert body["errors"][0]["message"].startswith(message), body
     status, _, raw = post_raw(api, b"{not json", {"x-api-key": DEFAULT_API_KEY})
     assert status == 400 and b"could not be decoded" in raw
+    zipped = gzip.compress(json.dumps({"query": "{ __typename }"}).encode())
+    status, _, raw = post_raw(api, zipped, {"x-api-key": DEFAULT_API_KEY, "Content-Encoding": "gzip"})
+    assert (status, json.loads(raw)) == (200, {"data": {"__typename": "Query"}})
 
 
 def test_fragments_aliases_typename_and_operation_name(api: CatoApiServer) -> None:
