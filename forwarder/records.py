@@ -29,7 +29,7 @@ from itertools import repeat
 from typing import IO, NamedTuple, cast
 
 from forwarder.archive import ARCHIVE_ERRORS, Member
-from forwarder.errors import FetchError
+from forwarder.errors import BadFileError
 from forwarder.jsonevents import JsonSplitter, Piece, is_one_object
 
 BOM = b"\xef\xbb\xbf"
@@ -132,7 +132,7 @@ def split_records(
                 yield Record(index, name, piece.line, piece.text, piece.kind, piece.reason)
                 index += 1
         except ARCHIVE_ERRORS as exc:
-            raise FetchError(f"{where}: damaged archive, cannot read it ({exc})") from exc
+            raise BadFileError(f"{where}: damaged archive, cannot read it ({exc})") from exc
 
 
 def _blocks(stream: IO[bytes], limit: int, fmt: str) -> Iterator[tuple[int, list[bytes], str]]:

@@ -98,4 +98,4 @@ def test_a_module_rsyslogd_could_not_load_is_named_with_its_package() -> None:
         "rsyslogd could not load module omkafka: add the Debian package that ships it to MODULE_PACKAGES"
         " and scripts/test\n"
     )
-    assert missing_packages("rsyslogd: [origin software=\"rsyslogd\"] start\n") == ""
+    assert missing_packages('rsyslogd: [origin software="rsyslogd"] start\n') == ""
