@@ -10,7 +10,9 @@ It owns the delivery guarantee (at least once, in order):
 - a file that was downloaded but cannot be read (corrupt, wrong password, over
   source.max_member_bytes) is tried source.max_attempts times with backoff, the attempts
   counted in the checkpoint; then source.on_bad_file applies: ``stop`` stays on it,
-  ``quarantine`` records it (checkpoint and quarantine list) and moves on;
+  ``quarantine`` records it (checkpoint and quarantine list, the list fsynced first) and
+  moves on; an object that is not what its name or first bytes say (forwarder.archive's
+  container_of) is such a bad file, never read as records;
 - a jump in sequence numbers (files deleted by retention, or never written) is a gap: one
   loud warning naming the missing range, recorded in the checkpoint, and on we go;
 - a bad record (not CEF/JSON, too long, or refused by the encoder: malformed, invalid
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -268,9 +271,11 @@ class Pipeline:
             Path(self._config.checkpoint.path).with_name("quarantine.jsonl")
         )
         entry = {"sequence": obj.sequence, "key": obj.key, "source": self._source.id, "reason": reason}
-        try:
+        try:  # durable before the checkpoint moves past the file, as the dead-letter file is
             with open(quarantine, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({**entry, "at": now_text()}) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
         except OSError as exc:
             raise FetchError(f"{quarantine}: cannot record the quarantined file: {exc.strerror}") from exc
         self._store.record_quarantine(obj.sequence, obj.key, reason)
