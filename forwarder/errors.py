@@ -8,7 +8,8 @@
     │   │                          stays before it
     │   ├── CredentialsError       the key was rejected: credentials are read again, then retried
     │   └── BadFileError           the object's content cannot be read (corrupt zip, wrong
-    │                              password, bomb): retried source.max_attempts times, then
+    │                              password, bomb, not the zip, gzip or text it should be):
+    │                              retried source.max_attempts times, then
     │                              source.on_bad_file (stop: stay on it; quarantine: skip it)
     └── SendError                  the collector did not take a batch: the batch is sent again
                                    (with backoff) and the checkpoint does not move

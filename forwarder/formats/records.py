@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import IO, NamedTuple, cast
 
-from forwarder.errors import FetchError
+from forwarder.errors import BadFileError
 from forwarder.formats.archive import ARCHIVE_ERRORS, Member
 from forwarder.formats.jsonsplit import JsonSplitter, Piece, is_one_object
 
@@ -132,7 +132,7 @@ def split_records(
                 yield Record(index, name, piece.line, piece.text, piece.kind, piece.reason)
                 index += 1
         except ARCHIVE_ERRORS as exc:
-            raise FetchError(f"{where}: damaged archive, cannot read it ({exc})") from exc
+            raise BadFileError(f"{where}: damaged archive, cannot read it ({exc})") from exc
 
 
 def _blocks(stream: IO[bytes], limit: int, fmt: str) -> Iterator[tuple[int, list[bytes], str]]:

@@ -114,6 +114,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -131,6 +132,20 @@ TLS_AUTH_MODES = ("anon", "x509/certvalid", "x509/name")
 # imrelp's tls.tlslib for each imtcp stream driver name (gnutls asks for a client certificate
 # even without tls.authMode: its default mode is fingerprint).
 _RELP_TLS_LIBS = {"gtls": "gnutls", "ossl": "openssl"}
+# The Debian package that ships each rsyslog module this fixture loads (imtcp loads its stream
+# driver lmnsd_<driver> itself; librelp does RELP's TLS with either library). A module that
+# cannot be loaded is named with its package in the start-up error; tests/unit/
+# test_fresh_machine.py holds this table against the packages scripts/test installs.
+MODULE_PACKAGES = {
+    "imudp": "rsyslog",
+    "imtcp": "rsyslog",
+    "lmnsd_ptcp": "rsyslog",
+    "lmnsd_gtls": "rsyslog-gnutls",
+    "lmnsd_ossl": "rsyslog-openssl",
+    "imrelp": "rsyslog-relp",
+}
+# rsyslogd's words for a module it could not load (message 2066).
+_LOAD_FAILED = re.compile(r"could not load module '([^']+)'")
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 START_TIMEOUT = 10.0
@@ -168,6 +183,21 @@ def free_port(kind: str = "both") -> int:
                     continue
                 return port
     raise CollectorError("could not find a free loopback port")
+
+
+def missing_packages(log: str) -> str:
+    """One line per module rsyslogd says (in *log*) it could not load, naming the Debian
+    package that ships it; "" when none failed to load."""
+    lines = []
+    for module in dict.fromkeys(_LOAD_FAILED.findall(log)):
+        package = MODULE_PACKAGES.get(module)
+        fix = (
+            f"install the Debian package {package} (./scripts/test does)"
+            if package
+            else "add the Debian package that ships it to MODULE_PACKAGES and scripts/test"
+        )
+        lines.append(f"rsyslogd could not load module {module}: {fix}\n")
+    return "".join(lines)
 
 
 def _quote(value: str | Path) -> str:
@@ -285,6 +315,14 @@ class Rsyslog:
     def address(self) -> tuple[str, int]:
         """``("127.0.0.1", port)``, for ``socket.connect``/``sendto``."""
         return (_LOOPBACK, self.port)
+
+    def modules(self) -> list[str]:
+        """The rsyslog modules this instance loads (its input, and imtcp's stream driver)."""
+        if self.protocol.startswith("relp"):
+            return ["imrelp"]
+        if self.protocol == "udp":
+            return ["imudp"]
+        return ["imtcp", "lmnsd_" + (self.tls_driver if self.protocol == "tls" else "ptcp")]
 
     def config_text(self) -> str:
         """Return the rsyslog configuration this instance runs with."""
@@ -442,7 +480,8 @@ class Rsyslog:
                 self._proc = None
                 _LIVE.discard(self)
                 raise CollectorError(
-                    f"rsyslogd exited with status {rc} during start-up\n{self._diagnostics()}"
+                    f"{self._missing_packages()}rsyslogd exited with status {rc} during start-up\n"
+                    f"{self._diagnostics()}"
                 )
             if started_at is None:
                 log = self._read_from(self.internal_log, internal_offset)
@@ -456,8 +495,8 @@ class Rsyslog:
             if now > deadline or (started_at is not None and now - started_at > 1.5):
                 why = "has not logged its start and" if started_at is None else "logged its start but"
                 raise CollectorError(
-                    f"rsyslogd (pid {pid}) {why} is not listening on {self.protocol}"
-                    f" {_LOOPBACK}:{self.port} after {now - t0:.1f}s\n{self._diagnostics()}"
+                    f"{self._missing_packages()}rsyslogd (pid {pid}) {why} is not listening on"
+                    f" {self.protocol} {_LOOPBACK}:{self.port} after {now - t0:.1f}s\n{self._diagnostics()}"
                 )
             time.sleep(0.02)
 
@@ -495,6 +534,12 @@ class Rsyslog:
                 return f.read()
         except FileNotFoundError:
             return b""
+
+    def _missing_packages(self) -> str:
+        """The packages of the modules this run could not load (see :func:`missing_packages`)."""
+        err = self._read_from(self.stderr_file, self._stderr_offset)
+        log = self._read_from(self.internal_log, self._internal_offset)
+        return missing_packages((err + log).decode(errors="replace"))
 
     def _diagnostics(self) -> str:
         err = self._read_from(self.stderr_file, self._stderr_offset)

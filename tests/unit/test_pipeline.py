@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -593,6 +595,48 @@ def test_unreadable_file_stops_the_pass_and_is_not_overtaken(tmp_path: Path) -> 
     source.objects[2] = events_file(2, 1)  # the object is replaced
     pipeline.run_pass()
     assert transport.events[2:] == [event(2, 0), event(3, 0), event(3, 1)]
+
+
+def test_random_bytes_at_a_zip_key_are_quarantined_durably_before_the_checkpoint_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random bytes named .zip are a bad file, never records: under quarantine the list is fsynced
+    before the checkpoint moves past the file, and nothing of it is dead-lettered."""
+    config = make_config(tmp_path, source="  on_bad_file: quarantine\n")
+    source = FakeSource(tmp_path, {1: events_file(1, 1), 2: os.urandom(4096), 3: events_file(3, 1)})
+    transport = FakeTransport()
+    pipeline = make_pipeline(config, source, transport)
+    quarantine = tmp_path / "state" / "quarantine.jsonl"
+    steps: list[str] = []
+    real_fsync, real_save = os.fsync, pipeline.store.save
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(quarantine):
+            steps.append("quarantine fsynced")
+        real_fsync(fd)
+
+    def save(position: Position | None) -> None:
+        assert position is not None
+        cursor = position.cursor
+        steps.append(f"checkpoint {cursor['sequence']} {'done' if cursor.get('complete') else 'at'}")
+        real_save(position)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(pipeline.store, "save", save)
+    pipeline.run_pass()
+    assert transport.events == [event(1, 0), event(3, 0)]
+    # in the order each step first happened (failed attempts save the checkpoint where it is)
+    assert list(dict.fromkeys(steps)) == [
+        "checkpoint 1 at",
+        "checkpoint 1 done",
+        "quarantine fsynced",
+        "checkpoint 2 done",
+        "checkpoint 3 done",
+    ]
+    [entry] = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert entry["key"] == key(2)
+    assert entry["reason"].startswith(f"s3://{BUCKET}/{key(2)}: not a zip archive (starts with ")
+    assert not pipeline.dead_letter.path.exists()
 
 
 def test_run_forever_retries_a_failed_fetch_on_the_next_poll(
