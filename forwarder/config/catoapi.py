@@ -47,7 +47,7 @@ class CatoApiAccess:
     read_timeout_secs: float = field(default=60.0, metadata=limits(0.1))
     # /readyz turns unready, and the log warns, when no call has succeeded for this long:
     # a day leaves two before Cato forgets the marker (MARKER_KEPT_SECS).
-    marker_max_age_secs: float = field(default=86400.0, metadata=limits(60, MARKER_KEPT_SECS))
+    marker_max_age_secs: float = field(default=86400.0, metadata=limits(1, MARKER_KEPT_SECS))
     prefetch_pages: int = field(default=2, metadata=limits(0, 16))
     poll_interval_secs: float = field(default=30.0, metadata=limits(0.1))
     # Calls a minute at most: the account's allowance for the query, shared by all its keys.

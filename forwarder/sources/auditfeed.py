@@ -102,6 +102,12 @@ class AuditFeedSource(PagedSource):
 
     def pending(self, cursor: Cursor) -> Iterator[LogObject]:
         """The pages of one time frame: the one the cursor is inside, else from its time to now."""
+        try:
+            yield from self._pages(cursor)
+        finally:
+            self._api.close()  # the connection is kept alive through a pass, not between polls
+
+    def _pages(self, cursor: Cursor) -> Iterator[LogObject]:
         state = dict(cursor)
         if "to" not in state:
             state = {k: v for k, v in state.items() if k in ("seen_ms", "seen")}
@@ -161,4 +167,6 @@ class AuditFeedSource(PagedSource):
             self._api.call(QUERY, variables)
         except FetchError as exc:
             return False, str(exc)
+        finally:
+            self._api.close()
         return True, f"{self._api.url}: the key reads the audit trail of accounts {', '.join(self._accounts)}"

@@ -108,6 +108,8 @@ class CatoApi:
         ca_file: str = "",
         connect_timeout_secs: float = 10.0,
         read_timeout_secs: float = 60.0,
+        rate_limit_first_secs: float = RATE_LIMIT_FIRST_SECS,
+        retry_first_secs: float = 1.0,
     ) -> None:
         self.url = url
         self.operation = operation
@@ -121,6 +123,8 @@ class CatoApi:
         self._context = ssl.create_default_context(cafile=ca_file or None)
         self._timeouts = (connect_timeout_secs, read_timeout_secs)
         self._conn: http.client.HTTPSConnection | None = None
+        self._first_backoff = rate_limit_first_secs
+        self._first_retry = retry_first_secs
         self.calls = 0  # answered calls (refused ones included), for status and benchmarks
 
     def call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +140,7 @@ class CatoApi:
             except _RateLimited:
                 limited += 1
                 window = self.budget.window_secs
-                delay = min(window, RATE_LIMIT_FIRST_SECS * 2 ** (limited - 1)) * random.uniform(0.5, 1.0)
+                delay = min(window, self._first_backoff * 2 ** (limited - 1)) * random.uniform(0.5, 1.0)
                 log.warning(
                     "%s: %s is rate limited (%d calls a minute per account, shared by every key of "
                     "the account); calling again in %.1fs",
@@ -149,7 +153,11 @@ class CatoApi:
                 self.close()
                 if transient >= TRANSIENT_ATTEMPTS:
                     raise FetchError(f"{self.url}: {self.operation}: {exc} ({transient} attempts)") from None
-                delay = exc.retry_after if exc.retry_after is not None else 2.0 ** (transient - 1)
+                delay = (
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else self._first_retry * 2 ** (transient - 1)
+                )
                 log.info("%s: %s: %s; trying again in %.1fs", self.host, self.operation, exc, delay)
                 self._wait(delay)
                 continue

@@ -101,6 +101,12 @@ class EventsFeedSource(PagedSource):
 
     def pending(self, cursor: Cursor) -> Iterator[LogObject]:
         """The pages from the cursor's marker on, fetched one by one as they are taken."""
+        try:
+            yield from self._pages(cursor)
+        finally:
+            self._api.close()  # the connection is kept alive through a pass, not between polls
+
+    def _pages(self, cursor: Cursor) -> Iterator[LogObject]:
         marker, used_at = str(cursor.get("marker", "")), int(cursor.get("used_at", 0))
         self._health.known(used_at)
         gap = self._stale_gap(used_at)
@@ -126,7 +132,7 @@ class EventsFeedSource(PagedSource):
             gap, resume = None, None
             if page.records or page.gap or page.after["marker"] != marker or self._idle_too_long(used_at):
                 yield self._page_object(page)
-            if page.records < self.full_page:
+            if int(answer.get("fetchedCount") or 0) < self.full_page:  # a cut page may have had more
                 return
             marker, used_at = str(page.after["marker"]), int(page.after["used_at"])
 
@@ -140,6 +146,8 @@ class EventsFeedSource(PagedSource):
             return False, f"{exc}: the next run reports the events since the marker's last use as a gap"
         except FetchError as exc:
             return False, str(exc)
+        finally:
+            self._api.close()
         waiting = int(answer.get("fetchedCount") or 0)
         more = f"; {waiting} events in the next page" if marker else ""
         return True, f"{self._api.url}: the key reads accounts {', '.join(self._accounts)}{more}"
