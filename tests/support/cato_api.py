@@ -85,15 +85,8 @@ MARKER_EXPIRED = "marker expired"
 INVALID_MARKER = "invalid marker"
 
 FAULT_KINDS = (
-    "http_500",
-    "http_502",
-    "http_503",
-    "reset",
-    "truncate",
-    "graphql_error",
-    "null_data",
-    "rate_limit",
-    "slow",
+    "http_500", "http_502", "http_503", "reset", "truncate",
+    "graphql_error", "null_data", "rate_limit", "slow",
 )
 
 EVENTS_FEED_QUERY = """
@@ -181,13 +174,8 @@ def parse_time_frame(value: str, now: float) -> tuple[float, float]:
             raise ValueError(value)
         parts = {k: float(v) for k, v in match.groupdict().items() if v}
         secs = (
-            parts.get("y", 0) * 365 * DAY
-            + parts.get("mo", 0) * 30 * DAY
-            + parts.get("w", 0) * 7 * DAY
-            + parts.get("d", 0) * DAY
-            + parts.get("h", 0) * 3600
-            + parts.get("mi", 0) * 60
-            + parts.get("s", 0)
+            parts.get("y", 0) * 365 * DAY + parts.get("mo", 0) * 30 * DAY + parts.get("w", 0) * 7 * DAY
+            + parts.get("d", 0) * DAY + parts.get("h", 0) * 3600 + parts.get("mi", 0) * 60 + parts.get("s", 0)
         )
         return now - secs, now
     match = _UTC_RANGE.match(value)
@@ -328,7 +316,7 @@ def _lex(text: str) -> Iterator[_Tok]:
                     end += 3
                     continue
                 break
-            raw = text[i + 3 : end].replace('\\"""', '"""')
+            raw = text[i + 3:end].replace('\\"""', '"""')
             yield _Tok("string", _block_string(raw), line, col)
             newlines = text.count("\n", i, end)
             if newlines:
@@ -344,18 +332,17 @@ def _lex(text: str) -> Iterator[_Tok]:
                 if c == '"':
                     break
                 if c == "\\":
-                    esc = text[j + 1 : j + 2]
+                    esc = text[j + 1:j + 2]
                     if esc == "u":
-                        digits = text[j + 2 : j + 6]
+                        digits = text[j + 2:j + 6]
                         if not re.fullmatch(r"[0-9A-Fa-f]{4}", digits):
                             raise _syntax("Invalid Unicode escape sequence.", line, j - line_start + 1)
                         out.append(chr(int(digits, 16)))
                         j += 6
                         continue
                     if esc not in _ESCAPES:
-                        raise _syntax(
-                            f"Invalid character escape sequence: \\{esc}.", line, j - line_start + 1
-                        )
+                        raise _syntax(f"Invalid character escape sequence: \\{esc}.", line,
+                                      j - line_start + 1)
                     out.append(_ESCAPES[esc])
                     j += 2
                     continue
@@ -484,9 +471,8 @@ class _Parser:
             elif tok.kind == "name" and tok.value == "fragment":
                 frag = self.fragment()
                 if frag.name in frags:
-                    raise _invalid(
-                        f'There can be only one fragment named "{frag.name}".', frag.line, frag.col
-                    )
+                    raise _invalid(f'There can be only one fragment named "{frag.name}".',
+                                   frag.line, frag.col)
                 frags[frag.name] = frag
             else:
                 raise _syntax(f"Unexpected {self._describe(tok)}.", tok.line, tok.col)
@@ -606,7 +592,7 @@ class _Parser:
                 items = []
                 while not self.at("]"):
                     if self.peek().kind == "eof":
-                        raise _syntax('Expected "]", found <EOF>.', self.peek().line, self.peek().col)
+                        raise _syntax("Expected \"]\", found <EOF>.", self.peek().line, self.peek().col)
                     items.append(self.value(const))
                 self.take()
                 return items
@@ -644,23 +630,13 @@ _OBJECTS: dict[str, dict[str, str]] = {
     "EventsFeedAccountRecords": {"id": "ID", "errorString": "String", "records": "[EventRecord!]"},
     "EventRecord": {"time": "DateTime", "fieldsMap": "Map", "flatFields": "[[String!]]"},
     "AuditFeed": {
-        "from": "DateTime",
-        "to": "DateTime",
-        "marker": "String",
-        "fetchedCount": "Int!",
-        "hasMore": "Boolean",
-        "accounts": "[AuditFeedAccountRecords]",
+        "from": "DateTime", "to": "DateTime", "marker": "String", "fetchedCount": "Int!",
+        "hasMore": "Boolean", "accounts": "[AuditFeedAccountRecords]",
     },
     "AuditFeedAccountRecords": {"id": "ID", "records": "[AuditRecord!]"},
     "AuditRecord": {
-        "admin": "Entity",
-        "apiKey": "Entity",
-        "object": "Entity",
-        "account": "EntityInfo",
-        "time": "DateTime",
-        "fields": "[AuditField!]",
-        "fieldsMap": "Map",
-        "flatFields": "[[String!]]",
+        "admin": "Entity", "apiKey": "Entity", "object": "Entity", "account": "EntityInfo",
+        "time": "DateTime", "fields": "[AuditField!]", "fieldsMap": "Map", "flatFields": "[[String!]]",
     },
     "Entity": {"id": "ID!", "name": "String", "type": "EntityType!"},
     "EntityInfo": {"entity": "Entity!", "description": "String!", "helperFields": "Map!"},
@@ -671,14 +647,10 @@ _OBJECTS: dict[str, dict[str, str]] = {
 _UNIONS = {"Value": {"StringValue", "DateValue", "Entity"}}
 _ARGS: dict[tuple[str, str], dict[str, str]] = {
     ("Query", "eventsFeed"): {
-        "accountIDs": "[ID!]",
-        "filters": "[EventFeedFieldFilterInput!]",
-        "marker": "String",
+        "accountIDs": "[ID!]", "filters": "[EventFeedFieldFilterInput!]", "marker": "String",
     },
     ("Query", "auditFeed"): {
-        "accountIDs": "[ID!]",
-        "timeFrame": "TimeFrame!",
-        "filters": "[AuditFieldFilterInput!]",
+        "accountIDs": "[ID!]", "timeFrame": "TimeFrame!", "filters": "[AuditFieldFilterInput!]",
         "marker": "String",
     },
     ("EventsFeedAccountRecords", "records"): {"fieldNames": "[EventFieldName!]"},
@@ -687,18 +659,8 @@ _ARGS: dict[tuple[str, str], dict[str, str]] = {
 EVENT_FILTER_FIELDS = ("event_sub_type", "event_type")
 EVENT_FILTER_OPERATORS = ("is", "is_not", "in", "not_in")
 AUDIT_FIELD_NAMES = (
-    "admin",
-    "apiKey",
-    "model_name",
-    "admin_id",
-    "module",
-    "audit_creation_type",
-    "insertion_date",
-    "change_type",
-    "creation_date",
-    "model_type",
-    "account",
-    "account_id",
+    "admin", "apiKey", "model_name", "admin_id", "module", "audit_creation_type", "insertion_date",
+    "change_type", "creation_date", "model_type", "account", "account_id",
 )
 AUDIT_OPERATORS = ("is", "is_not", "in", "not_in", "exists", "not_exists", "between", "not_between")
 
@@ -714,53 +676,33 @@ def _validate(
         if isinstance(sel, _Field):
             if sel.name == "__typename":
                 if sel.selections:
-                    raise _invalid(
-                        'Field "__typename" must not have a selection since type "String!" has no subfields.',
-                        sel.line,
-                        sel.col,
-                    )
+                    raise _invalid('Field "__typename" must not have a selection since type "String!" '
+                                   "has no subfields.", sel.line, sel.col)
                 continue
             if type_name in _UNIONS:
-                raise _invalid(
-                    f'Cannot query field "{sel.name}" on type "{type_name}". Did you mean to '
-                    "use an inline fragment?",
-                    sel.line,
-                    sel.col,
-                )
+                raise _invalid(f'Cannot query field "{sel.name}" on type "{type_name}". Did you mean to '
+                               "use an inline fragment?", sel.line, sel.col)
             fields = _OBJECTS[type_name]
             if sel.name not in fields:
                 raise _invalid(f'Cannot query field "{sel.name}" on type "{type_name}".', sel.line, sel.col)
             declared = _ARGS.get((type_name, sel.name), {})
             for arg in sel.args:
                 if arg not in declared:
-                    raise _invalid(
-                        f'Unknown argument "{arg}" on field "{type_name}.{sel.name}".', sel.line, sel.col
-                    )
+                    raise _invalid(f'Unknown argument "{arg}" on field "{type_name}.{sel.name}".',
+                                   sel.line, sel.col)
             for arg, arg_type in declared.items():
                 if arg_type.endswith("!") and arg not in sel.args:
-                    raise _invalid(
-                        f'Field "{sel.name}" argument "{arg}" of type "{arg_type}" is required, '
-                        "but it was not provided.",
-                        sel.line,
-                        sel.col,
-                    )
+                    raise _invalid(f'Field "{sel.name}" argument "{arg}" of type "{arg_type}" is required, '
+                                   "but it was not provided.", sel.line, sel.col)
             field_type = fields[sel.name]
             child = _named(field_type)
             if child in _LEAVES:
                 if sel.selections:
-                    raise _invalid(
-                        f'Field "{sel.name}" must not have a selection since type "{field_type}" '
-                        "has no subfields.",
-                        sel.line,
-                        sel.col,
-                    )
+                    raise _invalid(f'Field "{sel.name}" must not have a selection since type "{field_type}" '
+                                   "has no subfields.", sel.line, sel.col)
             elif not sel.selections:
-                raise _invalid(
-                    f'Field "{sel.name}" of type "{field_type}" must have a selection of '
-                    f'subfields. Did you mean "{sel.name} {{ ... }}"?',
-                    sel.line,
-                    sel.col,
-                )
+                raise _invalid(f'Field "{sel.name}" of type "{field_type}" must have a selection of '
+                               f'subfields. Did you mean "{sel.name} {{ ... }}"?', sel.line, sel.col)
             else:
                 _validate(sel.selections, child, doc, seen)
         elif isinstance(sel, _Inline):
@@ -783,11 +725,8 @@ def _check_spread(cond: str, parent: str, line: int, col: int) -> None:
     possible_cond = _UNIONS.get(cond, {cond})
     possible_parent = _UNIONS.get(parent, {parent})
     if not possible_cond & possible_parent:
-        raise _invalid(
-            f'Fragment cannot be spread here as objects of type "{parent}" can never be of type "{cond}".',
-            line,
-            col,
-        )
+        raise _invalid(f'Fragment cannot be spread here as objects of type "{parent}" can never be of type '
+                       f'"{cond}".', line, col)
 
 
 def _resolve_value(value: Any, variables: Mapping[str, Any], defined: set[str]) -> Any:
@@ -827,12 +766,8 @@ class _Exec:
                 return False
         return True
 
-    def collect(
-        self,
-        selections: list[Any],
-        concrete: str,
-        out: dict[str, list[_Field]] | None = None,
-    ) -> dict[str, list[_Field]]:
+    def collect(self, selections: list[Any], concrete: str, out: dict[str, list[_Field]] | None = None,
+                ) -> dict[str, list[_Field]]:
         """GraphQL's CollectFields: fields by response key, fragments that apply merged in."""
         out = {} if out is None else out
         for sel in selections:
@@ -1155,9 +1090,8 @@ class CatoApiServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         self._httpd = _TLSServer(("127.0.0.1", 0), _Handler, ctx, self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, args=(0.05,), name="cato-api", daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="cato-api",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -1289,18 +1223,11 @@ class CatoApiServer:
                 fields.setdefault("admin", "admin@example.com")
                 fields.setdefault("admin_id", "1")
                 fields.setdefault("change_type", "MODIFIED")
-                admin = dict(
-                    extra.get("admin_entity")
-                    or {"id": fields["admin_id"], "name": fields["admin"], "type": "admin"}
-                )
-                obj = dict(
-                    extra.get("object_entity")
-                    or {
-                        "id": fields.get("model_id", fields.get("model_name", "")),
-                        "name": fields.get("model_name", ""),
-                        "type": "any",
-                    }
-                )
+                admin = dict(extra.get("admin_entity") or {
+                    "id": fields["admin_id"], "name": fields["admin"], "type": "admin"})
+                obj = dict(extra.get("object_entity") or {
+                    "id": fields.get("model_id", fields.get("model_name", "")),
+                    "name": fields.get("model_name", ""), "type": "any"})
                 api_key = extra.get("api_key_entity")
                 record = {
                     "__typename": "AuditRecord",
@@ -1309,26 +1236,16 @@ class CatoApiServer:
                     "object": {"__typename": "Entity", **obj},
                     "account": {
                         "__typename": "EntityInfo",
-                        "entity": {
-                            "__typename": "Entity",
-                            "id": account,
-                            "name": fields.get("account_name", ""),
-                            "type": "account",
-                        },
+                        "entity": {"__typename": "Entity", "id": account,
+                                   "name": fields.get("account_name", ""), "type": "account"},
                         "description": "",
                         "helperFields": {},
                     },
                     "time": _rfc3339(t_ms / 1000),
                     "fields": [
-                        {
-                            "__typename": "AuditField",
-                            "name": k,
-                            "value": (
-                                {"__typename": "Entity", **v}
-                                if isinstance(v, Mapping)
-                                else {"__typename": "StringValue", "string": v}
-                            ),
-                        }
+                        {"__typename": "AuditField", "name": k,
+                         "value": ({"__typename": "Entity", **v} if isinstance(v, Mapping)
+                                   else {"__typename": "StringValue", "string": v})}
                         for k, v in fields.items()
                     ],
                     "fieldsMap": fields,
@@ -1449,9 +1366,8 @@ class CatoApiServer:
         if accept_gzip:
             hdrs["Accept-Encoding"] = "gzip, deflate, br"
         hdrs.update(headers or {})
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, timeout=timeout, context=self.client_context()
-        )
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                           context=self.client_context())
         try:
             conn.request("POST", GRAPHQL_PATH, body=body, headers=hdrs)
             resp = conn.getresponse()
@@ -1497,8 +1413,7 @@ class CatoApiServer:
         self._marker_used[marker] = now
         self._marker_positions[marker] = dict(positions)
         self.markers_issued.append(
-            IssuedMarker(now, operation, tuple(positions), marker, dict(positions), fetched)
-        )
+            IssuedMarker(now, operation, tuple(positions), marker, dict(positions), fetched))
         return marker
 
     def _check_rate(self, accounts: Sequence[str], operation: str, now: float) -> None:
@@ -1589,65 +1504,36 @@ class CatoApiServer:
         continuing = bool(marker) and not reset
         if fetched == 0 and continuing:
             out_marker = "" if self.empty_marker_when_drained else (marker or "")
-            self.markers_issued.append(
-                IssuedMarker(
-                    now,
-                    "eventsFeed",
-                    tuple(allowed),
-                    out_marker,
-                    {} if not out_marker else dict(positions),
-                    0,
-                )
-            )
+            self.markers_issued.append(IssuedMarker(now, "eventsFeed", tuple(allowed), out_marker,
+                                                    {} if not out_marker else dict(positions), 0))
         else:  # records, or the baseline of a call without a (usable) marker
             out_marker = self._issue_marker(new_positions, now, "eventsFeed", fetched)
 
         out_accounts = []
         for account in accounts:
             if account in self._account_errors and account in allowed_set:
-                out_accounts.append(
-                    {
-                        "__typename": "EventsFeedAccountRecords",
-                        "id": account,
-                        "errorString": self._account_errors[account],
-                        "records": None,
-                    }
-                )
+                out_accounts.append({
+                    "__typename": "EventsFeedAccountRecords", "id": account,
+                    "errorString": self._account_errors[account], "records": None,
+                })
             elif account in allowed_set:
-                out_accounts.append(
-                    {
-                        "__typename": "EventsFeedAccountRecords",
-                        "id": account,
-                        "errorString": "",
-                        "records": page[account],
-                        "__args_records": _filter_event_fields,
-                    }
-                )
+                out_accounts.append({
+                    "__typename": "EventsFeedAccountRecords", "id": account, "errorString": "",
+                    "records": page[account], "__args_records": _filter_event_fields,
+                })
             else:
-                out_accounts.append(
-                    {
-                        "__typename": "EventsFeedAccountRecords",
-                        "id": account,
-                        "errorString": PERMISSION_DENIED,
-                        "records": None,
-                    }
-                )
-        return {
-            "__typename": "EventsFeedData",
-            "marker": out_marker,
-            "fetchedCount": fetched,
-            "accounts": out_accounts,
-        }
+                out_accounts.append({
+                    "__typename": "EventsFeedAccountRecords", "id": account,
+                    "errorString": PERMISSION_DENIED, "records": None,
+                })
+        return {"__typename": "EventsFeedData", "marker": out_marker, "fetchedCount": fetched,
+                "accounts": out_accounts}
 
-    def _scan(
-        self,
-        state: _Account,
-        pos: int,
-        filters: list[tuple[str, str, list[str]]],
-    ) -> tuple[list[_Event], bool]:
+    def _scan(self, state: _Account, pos: int, filters: list[tuple[str, str, list[str]]],
+              ) -> tuple[list[_Event], bool]:
         start = pos - state.base_seq
         if not filters:
-            matches = state.events[start : start + self.page_size]
+            matches = state.events[start:start + self.page_size]
             return matches, start + len(matches) >= len(state.events)
         matches = []
         for index in range(start, len(state.events)):
@@ -1679,7 +1565,7 @@ class CatoApiServer:
         out = []
         for item in _as_list(value) or []:
             if not isinstance(item, Mapping):
-                raise _invalid('Expected type "EventFeedFieldFilterInput" to be an object.')
+                raise _invalid("Expected type \"EventFeedFieldFilterInput\" to be an object.")
             for key in item:
                 if key not in ("fieldName", "operator", "values"):
                     raise _invalid(f'Field "{key}" is not defined by type "EventFeedFieldFilterInput".')
@@ -1725,37 +1611,18 @@ class CatoApiServer:
                 if lower <= audit.time_ms <= to_ms and _audit_matches(audit.record["fieldsMap"], filters):
                     rows.append((audit.time_ms, index, audit.seq, account, audit))
         rows.sort(key=lambda r: r[:3])
-        chosen, has_more = rows[: self.audit_page_size], len(rows) > self.audit_page_size
+        chosen, has_more = rows[:self.audit_page_size], len(rows) > self.audit_page_size
         out_marker = f"{chosen[-1][0]}_" if chosen else (marker or "")
-        self.markers_issued.append(
-            IssuedMarker(
-                now,
-                "auditFeed",
-                tuple(accounts),
-                out_marker,
-                {"ms": chosen[-1][0]} if chosen else {},
-                len(chosen),
-            )
-        )
+        self.markers_issued.append(IssuedMarker(now, "auditFeed", tuple(accounts), out_marker,
+                                                {"ms": chosen[-1][0]} if chosen else {}, len(chosen)))
         by_account: dict[str, list[dict[str, Any]]] = {a: [] for a in accounts}
         for _t, _i, _s, account, audit in chosen:
             by_account[account].append(audit.record)
         return {
-            "__typename": "AuditFeed",
-            "from": _rfc3339(start),
-            "to": _rfc3339(end),
-            "marker": out_marker,
-            "fetchedCount": len(chosen),
-            "hasMore": has_more,
-            "accounts": [
-                {
-                    "__typename": "AuditFeedAccountRecords",
-                    "id": a,
-                    "records": by_account[a],
-                    "__args_records": _filter_audit_fields,
-                }
-                for a in accounts
-            ],
+            "__typename": "AuditFeed", "from": _rfc3339(start), "to": _rfc3339(end), "marker": out_marker,
+            "fetchedCount": len(chosen), "hasMore": has_more,
+            "accounts": [{"__typename": "AuditFeedAccountRecords", "id": a, "records": by_account[a],
+                          "__args_records": _filter_audit_fields} for a in accounts],
         }
 
     def _audit_filters(self, value: Any) -> list[tuple[str, str, list[str]]]:
@@ -1768,10 +1635,8 @@ class CatoApiServer:
                     raise _invalid(f'Field "{key}" is not defined by type "AuditFieldFilterInput".')
             name_input = item.get("fieldName")
             if not isinstance(name_input, Mapping) or set(name_input) != {"AuditFieldName"}:
-                raise _invalid(
-                    'Field "AuditFieldFilterInput.fieldName" of required type "FieldNameInput!" '
-                    "must be an object {AuditFieldName: ...}."
-                )
+                raise _invalid('Field "AuditFieldFilterInput.fieldName" of required type "FieldNameInput!" '
+                               'must be an object {AuditFieldName: ...}.')
             name, operator = name_input["AuditFieldName"], item.get("operator")
             if name not in AUDIT_FIELD_NAMES:
                 raise _invalid(f'Value "{name}" does not exist in "AuditFieldName" enum.')
@@ -1786,15 +1651,11 @@ class CatoApiServer:
     def _execute(self, api_key: str | None, request: Any) -> tuple[int, dict[str, Any]]:
         if not isinstance(request, Mapping) or not isinstance(request.get("query"), str):
             return self.validation_error_status, {
-                "errors": [_invalid("no operation provided").as_dict()],
-                "data": None,
-            }
+                "errors": [_invalid("no operation provided").as_dict()], "data": None}
         variables = request.get("variables") or {}
         if not isinstance(variables, Mapping):
             return self.validation_error_status, {
-                "errors": [_invalid("variables must be an object").as_dict()],
-                "data": None,
-            }
+                "errors": [_invalid("variables must be an object").as_dict()], "data": None}
         try:
             doc = parse_document(request["query"])
             op = _select_operation(doc, request.get("operationName"))
@@ -1834,16 +1695,12 @@ class CatoApiServer:
                     return self._faults.pop(index)
         return None
 
-    def _record(
-        self, handler: _Handler, body: Any, operations: tuple[str, ...], fault: str | None, status: int
-    ) -> None:
+    def _record(self, handler: _Handler, body: Any, operations: tuple[str, ...], fault: str | None,
+                status: int) -> None:
         with self._lock:
             headers = {k.lower(): v for k, v in handler.headers.items()}
-            self.requests.append(
-                RequestRecord(
-                    self.clock.now(), handler.command, handler.path, headers, body, operations, fault, status
-                )
-            )
+            self.requests.append(RequestRecord(self.clock.now(), handler.command, handler.path, headers, body,
+                                               operations, fault, status))
 
     def _serve(self, handler: _Handler) -> None:
         path = urlsplit(handler.path).path
@@ -1852,13 +1709,8 @@ class CatoApiServer:
             status = 404 if path.rstrip("/") != GRAPHQL_PATH else 405
             self._record(handler, None, (), None, status)
             extra = {"Allow": "POST"} if status == 405 else {}
-            return _reply(
-                handler,
-                status,
-                b"Not Found\n" if status == 404 else b"Method Not Allowed\n",
-                "text/plain",
-                extra,
-            )
+            return _reply(handler, status, b"Not Found\n" if status == 404 else b"Method Not Allowed\n",
+                          "text/plain", extra)
         try:
             raw = _request_body(handler)
         except (OSError, EOFError, zlib.error):  # a body that says gzip and is not
@@ -1893,29 +1745,15 @@ class CatoApiServer:
         if kind in ("http_500", "http_502", "http_503"):
             text = http.client.responses[status]
             extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            return _reply(
-                handler,
-                status,
-                f"<html><body><h1>{status} {text}</h1></body></html>\n".encode(),
-                "text/html",
-                extra,
-            )
+            return _reply(handler, status, f"<html><body><h1>{status} {text}</h1></body></html>\n".encode(),
+                          "text/html", extra)
         if kind == "reset":
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             handler.close_connection = True
             return None
         if kind == "truncate":
-            body = json.dumps(
-                {
-                    "data": {
-                        op: {
-                            "marker": "x" * 64,
-                            "fetchedCount": 0,
-                            "accounts": [{"id": "0", "records": [{"fieldsMap": {"pad": "y" * 1024}}]}],
-                        }
-                    }
-                }
-            ).encode()
+            body = json.dumps({"data": {op: {"marker": "x" * 64, "fetchedCount": 0, "accounts": [
+                {"id": "0", "records": [{"fieldsMap": {"pad": "y" * 1024}}]}]}}}).encode()
             handler.send_response(200)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(body)))
@@ -1927,10 +1765,8 @@ class CatoApiServer:
                 handler.connection.shutdown(socket.SHUT_RDWR)
             return None
         if kind == "graphql_error":
-            payload = {
-                "errors": [{"message": fault.message or "internal error", "path": [op]}],
-                "data": {op: None},
-            }
+            payload = {"errors": [{"message": fault.message or "internal error", "path": [op]}],
+                       "data": {op: None}}
         elif kind == "null_data":
             payload = {"data": {op: None}}
         else:
@@ -1997,14 +1833,8 @@ def _filter_audit_fields(records: Any, args: Mapping[str, Any]) -> Any:
     if records is None or names is None:
         return records
     keep = {str(n) for n in names}
-    return [
-        {
-            **r,
-            "fieldsMap": {k: v for k, v in r["fieldsMap"].items() if k in keep},
-            "fields": [f for f in r["fields"] if f["name"] in keep],
-        }
-        for r in records
-    ]
+    return [{**r, "fieldsMap": {k: v for k, v in r["fieldsMap"].items() if k in keep},
+             "fields": [f for f in r["fields"] if f["name"] in keep]} for r in records]
 
 
 def _select_operation(doc: _Document, name: Any) -> _Operation:
@@ -2075,18 +1905,11 @@ def _request_body(handler: BaseHTTPRequestHandler) -> bytes:
     return raw
 
 
-def _reply(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    body: bytes,
-    content_type: str,
-    extra: Mapping[str, str] | None = None,
-) -> None:
+def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
+           extra: Mapping[str, str] | None = None) -> None:
     handler.send_response(status)
-    handler.send_header(
-        "Content-Type",
-        content_type if content_type != "application/json" else "application/json; charset=utf-8",
-    )
+    handler.send_header("Content-Type", content_type if content_type != "application/json"
+                        else "application/json; charset=utf-8")
     for name, value in (extra or {}).items():
         handler.send_header(name, value)
     handler.send_header("Content-Length", str(len(body)))
@@ -2117,9 +1940,8 @@ class _TLSServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(
-        self, address: tuple[str, int], handler: type[_Handler], ctx: ssl.SSLContext, owner: CatoApiServer
-    ) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], ctx: ssl.SSLContext,
+                 owner: CatoApiServer) -> None:
         self.ssl_context = ctx
         self.owner = owner
         super().__init__(address, handler)
@@ -2145,19 +1967,8 @@ class _TLSServer(ThreadingHTTPServer):
 
 
 __all__ = [
-    "AUDIT_FEED_QUERY",
-    "DEFAULT_ACCOUNT",
-    "DEFAULT_API_KEY",
-    "EVENTS_FEED_QUERY",
-    "GRAPHQL_PATH",
-    "CatoApiServer",
-    "CatoClock",
-    "Gap",
-    "GraphQLError",
-    "IssuedMarker",
-    "RequestRecord",
-    "make_audit_record",
-    "make_event",
-    "parse_document",
-    "parse_time_frame",
+    "AUDIT_FEED_QUERY", "DEFAULT_ACCOUNT", "DEFAULT_API_KEY", "EVENTS_FEED_QUERY", "GRAPHQL_PATH",
+    "CatoApiServer", "CatoClock", "Gap", "GraphQLError", "IssuedMarker", "RequestRecord",
+    "make_audit_record", "make_event", "parse_document", "parse_time_frame",
 ]
+

@@ -159,14 +159,8 @@ def test_records_have_the_documented_shape_and_text_values(api: CatoApiServer) -
 def test_inline_arguments_gzip_filters_and_field_names(api: CatoApiServer) -> None:
     """The toolbox's inline query (no variables) works, is gzipped on request, and filters apply."""
     marker = baseline(api)
-    api.add_events(
-        ACCOUNT,
-        [
-            make_event(event_type="Security"),
-            make_event(event_type="Connectivity"),
-            make_event(event_type="Security", event_sub_type="DNS Protection"),
-        ],
-    )
+    api.add_events(ACCOUNT, [make_event(event_type="Security"), make_event(event_type="Connectivity"),
+                             make_event(event_type="Security", event_sub_type="DNS Protection")])
     query = (
         f'{{\n  eventsFeed(accountIDs:[{ACCOUNT}]\n    marker:"{marker}"\n'
         '    filters:[{fieldName:event_type,operator:in,values:["Security"]},])\n'
@@ -213,10 +207,8 @@ def test_rate_limit_after_100_calls_in_a_minute_then_recovery(api: CatoApiServer
     status, _, raw = post_raw(api, payload, headers)
     assert status == 200 and raw.startswith(RATE_LIMIT_SNIFF)
     body = json.loads(raw)
-    assert body == {
-        "errors": [{"message": "rate limit for operation: eventsFeed", "path": ["eventsFeed"]}],
-        "data": {"eventsFeed": None},
-    }
+    assert body == {"errors": [{"message": "rate limit for operation: eventsFeed", "path": ["eventsFeed"]}],
+                    "data": {"eventsFeed": None}}
     assert api.rate_limited[(ACCOUNT, "eventsFeed")] == 1 and api.call_count(ACCOUNT) == 101
     status, audit = api.query(AUDIT_FEED_QUERY, {"timeFrame": "last.P1D"})  # another query, its own counter
     assert "errors" not in audit
@@ -237,12 +229,8 @@ def test_audit_feed_rate_limit_is_5_a_minute(api: CatoApiServer) -> None:
 
 def test_bad_or_missing_key_is_permission_denied_in_http_200(api: CatoApiServer) -> None:
     """A wrong key and a missing x-api-key both get "permission denied" with eventsFeed null."""
-    expected = {
-        "errors": [
-            {"message": "permission denied", "path": ["eventsFeed"], "extensions": {"code": "Code104"}}
-        ],
-        "data": {"eventsFeed": None},
-    }
+    expected = {"errors": [{"message": "permission denied", "path": ["eventsFeed"],
+                            "extensions": {"code": "Code104"}}], "data": {"eventsFeed": None}}
     for key in ("not-a-key", None):
         status, body = api.query(EVENTS_FEED_QUERY, {"accountIDs": [ACCOUNT], "marker": ""}, api_key=key)
         assert (status, body) == (200, expected)
@@ -275,10 +263,7 @@ def test_a_chosen_error_string_blocks_one_account_without_moving_it(api: CatoApi
     api.set_account_error("777", "rate limit for operation: eventsFeed")
     data = api.query(EVENTS_FEED_QUERY, {**variables, "marker": marker})[1]["data"]["eventsFeed"]
     assert data["fetchedCount"] == 1 and data["accounts"][1] == {
-        "id": "777",
-        "errorString": "rate limit for operation: eventsFeed",
-        "records": None,
-    }
+        "id": "777", "errorString": "rate limit for operation: eventsFeed", "records": None}
     api.set_account_error("777", None)
     data = api.query(EVENTS_FEED_QUERY, {**variables, "marker": data["marker"]})[1]["data"]["eventsFeed"]
     assert data["fetchedCount"] == 1 and data["accounts"][1]["records"][0]["fieldsMap"]["rule_name"] == "held"
@@ -291,10 +276,8 @@ def test_marker_unused_for_3_days_has_expired(api: CatoApiServer) -> None:
     assert page(feed(api, marker))[:2] == (0, "")  # still valid, and now used again
     api.clock.advance(3 * DAY + 1)
     body = feed(api, marker)
-    assert body == {
-        "errors": [{"message": "marker expired", "path": ["eventsFeed"]}],
-        "data": {"eventsFeed": None},
-    }
+    assert body == {"errors": [{"message": "marker expired", "path": ["eventsFeed"]}],
+                    "data": {"eventsFeed": None}}
     assert api.expired_markers == [marker]
     assert feed(api, "bogus")["errors"][0]["message"] == "invalid marker"
 
@@ -386,19 +369,14 @@ def test_audit_feed_pages_with_has_more_and_an_inclusive_marker() -> None:
     """auditFeed pages by hasMore; the next page repeats the boundary record, and so does a drained call."""
     with CatoApiServer(audit_page_size=2, clock=CatoClock(frozen=True)) as api:
         now_ms = int(api.clock.now() * 1000)
-        api.add_audit_records(
-            ACCOUNT,
-            [
-                make_audit_record(model_name=f"site-{i}", insertion_date=now_ms - (5 - i) * 60_000)
-                for i in range(5)
-            ],
-        )
+        api.add_audit_records(ACCOUNT, [make_audit_record(model_name=f"site-{i}",
+                                                          insertion_date=now_ms - (5 - i) * 60_000)
+                                        for i in range(5)])
         seen: list[str] = []
         marker, pages = "", 0
         while True:
-            status, body = api.query(
-                AUDIT_FEED_QUERY, {"accountIDs": [ACCOUNT], "timeFrame": "last.PT1H", "marker": marker}
-            )
+            status, body = api.query(AUDIT_FEED_QUERY, {"accountIDs": [ACCOUNT], "timeFrame": "last.PT1H",
+                                                        "marker": marker})
             data = body["data"]["auditFeed"]
             pages += 1
             assert status == 200 and data["fetchedCount"] == len(data["accounts"][0]["records"])
@@ -424,14 +402,11 @@ def test_audit_feed_pages_with_has_more_and_an_inclusive_marker() -> None:
 def test_audit_feed_time_frame_filters_and_union_fields(api: CatoApiServer) -> None:
     """A utc time frame bounds the records; filters use fieldName {AuditFieldName}; fields is a union."""
     base = 1_780_000_000_000
-    api.add_audit_records(
-        ACCOUNT,
-        [
-            make_audit_record(change_type="CREATED", insertion_date=base),
-            make_audit_record(change_type="DELETED", insertion_date=base + 1000),
-            make_audit_record(change_type="CREATED", insertion_date=base + 10 * DAY * 1000),
-        ],
-    )
+    api.add_audit_records(ACCOUNT, [
+        make_audit_record(change_type="CREATED", insertion_date=base),
+        make_audit_record(change_type="DELETED", insertion_date=base + 1000),
+        make_audit_record(change_type="CREATED", insertion_date=base + 10 * DAY * 1000),
+    ])
     start = parse_time_frame("utc.2026-05-28/{00:00:00--23:59:59}", 0)[0]
     assert start * 1000 <= base < start * 1000 + DAY * 1000
     query = """query q($f: [AuditFieldFilterInput!]) {
@@ -445,8 +420,7 @@ def test_audit_feed_time_frame_filters_and_union_fields(api: CatoApiServer) -> N
     assert status == 200 and data["fetchedCount"] == 1
     assert data["from"] == "2026-05-28T00:00:00Z" and data["to"] == "2026-05-28T23:59:59Z"
     assert data["accounts"][0]["records"][0]["fields"] == [
-        {"name": "change_type", "value": {"__typename": "StringValue", "string": "CREATED"}}
-    ]
+        {"name": "change_type", "value": {"__typename": "StringValue", "string": "CREATED"}}]
     wrong = [{"fieldNameInput": {"AuditFieldName": "change_type"}, "operator": "is", "values": ["CREATED"]}]
     status, body = api.query(query, {"f": wrong})
     assert body["data"] is None and "fieldNameInput" in body["errors"][0]["message"]
@@ -500,17 +474,14 @@ def test_injected_graphql_error_null_data_rate_limit_and_slow(api: CatoApiServer
     """The in-200 faults look like the real errors, and a slow answer still answers."""
     marker = baseline(api)
     api.fail_next(1, "graphql_error", message="internal error")
-    assert feed(api, marker) == {
-        "errors": [{"message": "internal error", "path": ["eventsFeed"]}],
-        "data": {"eventsFeed": None},
-    }
+    assert feed(api, marker) == {"errors": [{"message": "internal error", "path": ["eventsFeed"]}],
+                                 "data": {"eventsFeed": None}}
     api.fail_next(1, "null_data")
     assert feed(api, marker) == {"data": {"eventsFeed": None}}
     api.fail_next(1, "rate_limit", operation="auditFeed")  # waits for an auditFeed request
     assert "errors" not in feed(api, marker)
     assert api.query(AUDIT_FEED_QUERY, {"timeFrame": "last.P1D"})[1]["errors"][0]["message"] == (
-        "rate limit for operation: auditFeed"
-    )
+        "rate limit for operation: auditFeed")
     api.fail_next(1, "slow", delay=0.3)
     with pytest.raises(TimeoutError):
         feed(api, marker, timeout=0.1)
