@@ -142,8 +142,9 @@ class AuditFeedConfig(CatoApiAccess):
     """``kind: audit_feed``: the accounts' admin audit trail from ``auditFeed``, by time."""
 
     kind: str = field(default="audit_feed", metadata=choice("audit_feed"))
-    # latest: records written from the first start on; or an RFC 3339 time to start from.
-    start: str = field(default="latest", metadata={"nonempty": True})
+    # latest: records written from the first start on; or an RFC 3339 time to start from
+    # (YAML reads an unquoted time as a timestamp: checked makes it text again).
+    start: str | datetime = "latest"
     poll_interval_secs: float = field(default=60.0, metadata=limits(0.1))
     max_calls_per_min: int = field(default=5, metadata=limits(1, 6000))  # auditFeed allows 5 a minute
 
@@ -151,7 +152,12 @@ class AuditFeedConfig(CatoApiAccess):
         """The settings checked across keys (account IDs, endpoint, start)."""
         settings = self.check_access(raw, path)
         assert isinstance(settings, AuditFeedConfig)
-        if settings.start != "latest" and start_ms(settings.start) is None:
+        if isinstance(settings.start, datetime):
+            moment = settings.start if settings.start.tzinfo else settings.start.replace(tzinfo=timezone.utc)
+            settings = dataclasses.replace(settings, start=moment.isoformat())
+        if not isinstance(settings.start, str) or (
+            settings.start != "latest" and start_ms(settings.start) is None
+        ):
             raise ConfigError(
                 f"{join(path, 'start')}: expected latest or a time such as "
                 f'"2026-11-28T07:00:00Z", got {describe(settings.start)}'

@@ -5,7 +5,8 @@ fetches it, then written to a temporary file) and the source's cursor before and
 it. ``PagedSource`` is the part of the ``Source`` protocol that is the same for
 ``eventsFeed`` and ``auditFeed``: the cursor arithmetic is the page's, a page is named by
 the source's id and its key, and nothing tells the backlog without reading it (and
-reading spends the call budget).
+reading spends the call budget). A page's ``after`` never equals the next page's
+``inside``: the pipeline keeps the records delivered of the object its cursor is inside.
 """
 
 from __future__ import annotations

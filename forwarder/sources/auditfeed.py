@@ -8,6 +8,7 @@ to now; its pages are the log objects. The cursor (its own: frame and marker) is
     {"seen_ms": 1780000000123, "seen": ["3f2a...", ...]}                       between frames
     {"from": 1780000000, "to": 1780000060, "marker": "1780000000123_",
      "seen_ms": 1780000000123, "seen": [...]}                                   inside a frame
+    {..., "page": true}                                                         inside a page
 
 ``seen_ms`` is the time (epoch ms) of the last record delivered and ``seen`` the digests
 of the records delivered at that millisecond. A record earlier than ``seen_ms``, or at it
@@ -84,7 +85,7 @@ class AuditFeedSource(PagedSource):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(settings, api, health, clock)
-        self._start = settings.start
+        self._start = str(settings.start)
 
     def start(self) -> Cursor | None:
         """The time to start from: now (``start: latest``) or the time given."""
@@ -108,7 +109,7 @@ class AuditFeedSource(PagedSource):
             self._api.close()  # the connection is kept alive through a pass, not between polls
 
     def _pages(self, cursor: Cursor) -> Iterator[LogObject]:
-        state = dict(cursor)
+        state = {k: v for k, v in cursor.items() if k != "page"}
         if "to" not in state:
             state = {k: v for k, v in state.items() if k in ("seen_ms", "seen")}
         while True:
@@ -158,7 +159,9 @@ class AuditFeedSource(PagedSource):
             marker = str(answer.get("marker") or state.get("marker") or "")
             after = {"from": first, "to": last, "marker": marker, **after}
         lines = b"".join(orjson.dumps(audit_event(r.get("fieldsMap") or {})) + b"\n" for r in fresh)
-        return Page(dict(state), after, {"audit": len(fresh)} if fresh else {}, lines), more
+        # inside a page the cursor says so: after() of one page never equals inside() of the next,
+        # or the pipeline would take the records it counted for the one as done in the other
+        return Page({**state, "page": True}, after, {"audit": len(fresh)} if fresh else {}, lines), more
 
     def check(self, cursor: Cursor | None) -> tuple[bool, str]:
         now = int(self._clock())
