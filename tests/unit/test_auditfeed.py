@@ -58,7 +58,7 @@ def names(collector: Collector) -> list[str]:
 def test_paging_through_the_inclusive_marker_sends_each_record_once(
     tmp_path: Path, api: CatoApiServer
 ) -> None:
-    """Pages whose boundary falls inside a millisecond shared by several records: each record once, in order."""
+    """Pages whose boundary falls inside a millisecond of several records: each record once, in order."""
     source, config = audit_source(tmp_path, api)
     collector = Collector()
     pipeline = open_pipeline(config, source, collector)

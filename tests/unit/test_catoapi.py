@@ -4,6 +4,7 @@ readiness check before a marker expires (forwarder.sources.feedhealth, forwarder
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,14 @@ def source(lines: str, kind: str = "events_feed") -> str:
     return f"source:\n  kind: {kind}\n  api_key: ${{CATO_API_KEY}}\n{lines}output:\n  protocol: stdout\n"
 
 
-def load(lines: str, kind: str = "events_feed") -> object:
+def load(lines: str, kind: str = "events_feed") -> Any:
     return parse_config(source(lines, kind), env={"CATO_API_KEY": "k-123-secret"}).pipeline().source
 
 
 def test_one_account_or_several_as_text() -> None:
     """account_ids takes one ID or a list (numbers or strings), kept as text without repeats."""
-    assert getattr(load("  account_ids: 12345\n"), "account_ids") == ("12345",)
-    assert getattr(load("  account_ids: [12345, '678', 12345]\n"), "account_ids") == ("12345", "678")
+    assert load("  account_ids: 12345\n").account_ids == ("12345",)
+    assert load("  account_ids: [12345, '678', 12345]\n").account_ids == ("12345", "678")
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ def test_bad_settings_say_which_key_and_what_was_expected(lines: str, error: str
 
 def test_the_audit_start_is_latest_or_a_time() -> None:
     """audit_feed's start: latest or an RFC 3339 time; anything else is refused."""
-    assert getattr(load("  account_ids: 1\n  start: 2026-11-28T07:00:00Z\n", "audit_feed"), "start")
+    assert load("  account_ids: 1\n  start: 2026-11-28T07:00:00Z\n", "audit_feed").start
     with pytest.raises(ConfigError, match="source.start: expected latest or a time"):
         load("  account_ids: 1\n  start: yesterday\n", "audit_feed")
 
@@ -76,7 +77,7 @@ def test_the_api_key_is_a_secret() -> None:
 def test_the_host_alone_gets_the_graphql_path() -> None:
     """endpoint may be the regional host alone; the GraphQL path is added."""
     settings = load("  account_ids: 1\n  endpoint: https://api.us1.catonetworks.com\n")
-    assert getattr(settings, "url") == "https://api.us1.catonetworks.com/api/v1/graphql2"
+    assert settings.url == "https://api.us1.catonetworks.com/api/v1/graphql2"
 
 
 class Clock:
@@ -116,7 +117,7 @@ def test_no_window_of_a_minute_holds_more_calls_than_allowed() -> None:
 
 
 def test_a_failure_past_the_age_limit_is_a_loud_error(caplog: pytest.LogCaptureFixture) -> None:
-    """A failed call when the last success is older than marker_max_age_secs logs an error with the time left."""
+    """A failed call with the last success older than marker_max_age_secs: an error with the time left."""
     clock = Clock(1_000_000.0)
     reports: list[tuple[float, float]] = []
     health = FeedHealth("eventsFeed", 3600, lambda at, stale: reports.append((at, stale)), clock)
