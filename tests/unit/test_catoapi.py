@@ -4,11 +4,19 @@ readiness check before a marker expires (forwarder.sources.feedhealth, forwarder
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from forwarder.config import parse_config, redacted, secret_values
+from forwarder.config import (
+    AuditFeedConfig,
+    EventsFeedConfig,
+    load_config,
+    parse_config,
+    redacted,
+    secret_values,
+)
 from forwarder.errors import ConfigError
 from forwarder.observe.health import Health
 from forwarder.sources.catoapi import CallBudget
@@ -144,3 +152,14 @@ def test_readyz_turns_unready_when_the_api_is_silent_too_long() -> None:
     check = health.checks()["api"]
     assert check.ok is False and "unready after source.marker_max_age_secs: 3600s" in check.detail
     assert not health.ready()
+
+
+def test_the_api_example_config_loads_and_shows_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.example.api.yaml loads as it is; its events and audit sources hold the defaults."""
+    monkeypatch.setenv("CATO_API_KEY", "example-key")
+    config = load_config(Path(__file__).resolve().parents[2] / "config.example.api.yaml")
+    events, audit = (p.source for p in config.pipelines)
+    assert isinstance(events, EventsFeedConfig) and isinstance(audit, AuditFeedConfig)
+    defaults = EventsFeedConfig(api_key="example-key", account_ids=("12345",))
+    assert events == defaults
+    assert (audit.max_calls_per_min, audit.poll_interval_secs, audit.start) == (5, 60.0, "latest")

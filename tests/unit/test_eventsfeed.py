@@ -310,3 +310,19 @@ def test_the_api_answering_tells_the_observers(tmp_path: Path, api: CatoApiServe
     pipeline = open_pipeline(config, events_source(config, observer=Reached()), Collector())
     pipeline.run_pass()
     assert reports and all(stale == 3600 for _, stale in reports)
+
+
+def test_while_idle_the_markers_last_use_is_saved_every_hour(tmp_path: Path, api: CatoApiServer) -> None:
+    """Nothing queued for over an hour: an empty page moves used_at forward, the marker stays."""
+    config = api_config(tmp_path, api)
+    now = [api.clock.now()]
+    pipeline = open_pipeline(config, events_source(config, full_page=PAGE, clock=lambda: now[0]), Collector())
+    pipeline.run_pass()
+    first = checkpoint(tmp_path)["cursor"]
+    now[0] += 600
+    pipeline.run_pass()
+    assert checkpoint(tmp_path)["cursor"] == first  # within the hour: nothing written
+    now[0] += 3600
+    pipeline.run_pass()
+    later = checkpoint(tmp_path)["cursor"]
+    assert later["marker"] == first["marker"] and later["used_at"] == int(now[0])
