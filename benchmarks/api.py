@@ -26,11 +26,9 @@ import argparse
 import gzip
 import http.client
 import json
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ sys.path[:0] = [str(ROOT)]
 import orjson  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks.pipelines import Sink  # noqa: E402
 from tests.support.cato_api import (  # noqa: E402
     DEFAULT_ACCOUNT,
     DEFAULT_API_KEY,
@@ -64,25 +63,6 @@ def shape(name: str, n: int) -> dict[str, Any]:
     if name == "large":
         return make_event(event_id=f"e{n}", event_type="XDR", raw_data="x" * 4096, src_port=n % 65536)
     return make_event(event_id=f"e{n}", src_port=n % 65536)
-
-
-class Sink:
-    """A TCP listener on 127.0.0.1 that reads and counts bytes."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.bytes = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            conn, _ = self.server.accept()
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        while chunk := conn.recv(1 << 20):
-            self.bytes += len(chunk)
 
 
 def baseline(api: CatoApiServer, marker: str) -> tuple[int, float, int]:

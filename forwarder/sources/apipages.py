@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,16 @@ class PagedSource:
     def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
         page: Page = obj.ref
         return page.after
+
+    def pending(self, cursor: Cursor) -> Iterator[LogObject]:
+        """The pages from *cursor* on (``_pages``), fetched one by one as they are taken."""
+        try:
+            yield from self._pages(cursor)
+        finally:
+            self._api.close()  # the connection is kept alive through a pass, not between polls
+
+    def _pages(self, cursor: Cursor) -> Iterator[LogObject]:
+        raise NotImplementedError
 
     def fetch(self, obj: LogObject) -> Path:
         """The page's NDJSON in a new temporary file (the pipeline removes it)."""

@@ -101,14 +101,8 @@ class AuditFeedSource(PagedSource):
             return f"inside the time frame {frame}, marker {cursor.get('marker') or 'none'}: {seen}"
         return seen + (f" (and {records} of the next page)" if records else "")
 
-    def pending(self, cursor: Cursor) -> Iterator[LogObject]:
-        """The pages of one time frame: the one the cursor is inside, else from its time to now."""
-        try:
-            yield from self._pages(cursor)
-        finally:
-            self._api.close()  # the connection is kept alive through a pass, not between polls
-
     def _pages(self, cursor: Cursor) -> Iterator[LogObject]:
+        """The pages of one time frame: the one the cursor is inside, else from its time to now."""
         state = {k: v for k, v in cursor.items() if k != "page"}
         if "to" not in state:
             state = {k: v for k, v in state.items() if k in ("seen_ms", "seen")}

@@ -99,14 +99,8 @@ class EventsFeedSource(PagedSource):
 
     # --- the pages -----------------------------------------------------------------------
 
-    def pending(self, cursor: Cursor) -> Iterator[LogObject]:
-        """The pages from the cursor's marker on, fetched one by one as they are taken."""
-        try:
-            yield from self._pages(cursor)
-        finally:
-            self._api.close()  # the connection is kept alive through a pass, not between polls
-
     def _pages(self, cursor: Cursor) -> Iterator[LogObject]:
+        """The pages from the cursor's marker on, fetched one by one as they are taken."""
         marker, used_at = str(cursor.get("marker", "")), int(cursor.get("used_at", 0))
         self._health.known(used_at)
         gap = self._stale_gap(used_at)
