@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from forwarder.config import PipelineConfig, SourceConfig
+from forwarder.config import AuditFeedConfig, CatoApiAccess, EventsFeedConfig, PipelineConfig, SourceConfig
 from forwarder.config.checks import state_files
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList
 from forwarder.core.checkpoint import CheckpointStore
@@ -23,8 +23,12 @@ from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline, PipelineSettings
 from forwarder.core.reading import ReadSettings
 from forwarder.formats.encoder import EventEncoder
+from forwarder.sources.auditfeed import AuditFeedSource
 from forwarder.sources.base import Source
+from forwarder.sources.catoapi import CallBudget, CatoApi
+from forwarder.sources.eventsfeed import EventsFeedSource
 from forwarder.sources.exporter import LogExporterSource
+from forwarder.sources.feedhealth import FeedHealth
 from forwarder.sources.probe import Probing
 from forwarder.sources.s3 import Bucket
 from forwarder.sources.s3client import make_s3_client
@@ -32,7 +36,9 @@ from forwarder.transports.base import Transport
 from forwarder.transports.factory import make_transport
 
 
-def build_log_exporter(settings: SourceConfig, observer: Observer) -> LogExporterSource:
+def build_log_exporter(
+    settings: SourceConfig, observer: Observer, stop: threading.Event
+) -> LogExporterSource:
     """``kind: log_exporter``: listing or probing one bucket prefix."""
 
     def client() -> Any:
@@ -49,13 +55,50 @@ def build_log_exporter(settings: SourceConfig, observer: Observer) -> LogExporte
     return source
 
 
-# source.kind -> how to build that source from its settings.
-SOURCES: dict[str, Callable[[Any, Observer], Source]] = {"log_exporter": build_log_exporter}
+def _cato_api(settings: CatoApiAccess, operation: str, stop: threading.Event) -> CatoApi:
+    """The API client of a Cato API source, with its call budget."""
+    return CatoApi(
+        settings.url,
+        settings.api_key,
+        operation,
+        CallBudget(settings.max_calls_per_min),
+        stop,
+        ca_file=settings.ca_file,
+        connect_timeout_secs=settings.connect_timeout_secs,
+        read_timeout_secs=settings.read_timeout_secs,
+    )
 
 
-def build_source(config: PipelineConfig, observer: Observer | None = None) -> Source:
+def build_events_feed(
+    settings: EventsFeedConfig, observer: Observer, stop: threading.Event
+) -> EventsFeedSource:
+    """``kind: events_feed``: Cato's eventsFeed for the accounts, a page at a time."""
+    api = _cato_api(settings, "eventsFeed", stop)
+    health = FeedHealth(f"{api.url} (eventsFeed)", settings.marker_max_age_secs, observer.source_reached)
+    return EventsFeedSource(settings, api, health)
+
+
+def build_audit_feed(settings: AuditFeedConfig, observer: Observer, stop: threading.Event) -> AuditFeedSource:
+    """``kind: audit_feed``: Cato's auditFeed for the accounts, by time frame."""
+    api = _cato_api(settings, "auditFeed", stop)
+    health = FeedHealth(f"{api.url} (auditFeed)", settings.marker_max_age_secs, observer.source_reached)
+    return AuditFeedSource(settings, api, health)
+
+
+# source.kind -> how to build that source from its settings, the pipeline's observer and
+# its stop event (which cuts a source's own waits short: rate limits, retries).
+SOURCES: dict[str, Callable[[Any, Observer, threading.Event], Source]] = {
+    "log_exporter": build_log_exporter,
+    "events_feed": build_events_feed,
+    "audit_feed": build_audit_feed,
+}
+
+
+def build_source(
+    config: PipelineConfig, observer: Observer | None = None, stop: threading.Event | None = None
+) -> Source:
     """The source that ``source.kind`` names."""
-    return SOURCES[config.source.kind](config.source, observer or Observer())
+    return SOURCES[config.source.kind](config.source, observer or Observer(), stop or threading.Event())
 
 
 def build_transport(config: PipelineConfig) -> Transport:
@@ -99,7 +142,7 @@ def build_pipeline(
     """A pipeline for *config*, its checkpoint not opened yet (``Pipeline.open``)."""
     observer = observer or Observer()
     stop = stop or threading.Event()
-    source = source or build_source(config, observer)
+    source = source or build_source(config, observer, stop)
     transport = transport or build_transport(config)
     if hasattr(transport, "on_attempt"):  # failover: every collector's outcome, not just the active one
         transport.on_attempt = observer.collector

@@ -73,7 +73,7 @@ def check_pipeline(
     except ForwarderError:
         position = None  # the checkpoint line says why
     passed, detail = source.check(position.cursor if position else None)
-    report(passed, f"{prefix}bucket", detail)
+    report(passed, prefix + ("bucket" if hasattr(config.source, "bucket") else "api"), detail)
     passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""))
     report(passed, f"{prefix}checkpoint", detail)
     passed, detail = _dead_letters(state_files(config)["parser.dead_letter_path"])

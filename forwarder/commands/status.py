@@ -58,7 +58,11 @@ def gather_status(config: PipelineConfig, source: Source) -> dict[str, Any]:
     try:
         backlog = source.backlog(position.cursor if position else None)
         if backlog is None:
-            result["pending_files"] = "unknown (discovery: probe does not list the bucket)"
+            result["pending_files"] = (
+                "unknown (discovery: probe does not list the bucket)"
+                if result["discovery"] == "probe"
+                else "unknown (only reading the API tells, and reading spends its call budget)"
+            )
         else:
             result["pending_files"], result["pending_range"] = backlog
     except ForwarderError as exc:

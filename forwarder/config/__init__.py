@@ -1,11 +1,12 @@
 """The configuration: one YAML file, loaded into a tree of frozen dataclasses.
 
-``model`` is the tree, ``sources`` the settings of each kind of source, ``tree`` builds a
-dataclass from a mapping, ``checks`` looks at several keys at once, ``loader`` reads the
-file (one pipeline, or ``pipelines:`` with ``defaults:``), ``secrets`` keeps secrets out
-of sight.
+``model`` is the tree, ``sources`` the settings of each kind of source (``catoapi``: the
+API kinds'), ``tree`` builds a dataclass from a mapping, ``checks`` looks at several keys
+at once, ``loader`` reads the file (one pipeline, or ``pipelines:`` with ``defaults:``),
+``secrets`` keeps secrets out of sight.
 """
 
+from forwarder.config.catoapi import AuditFeedConfig, CatoApiAccess, EventsFeedConfig
 from forwarder.config.loader import load_config, parse_config, split_listen, substitute_env
 from forwarder.config.model import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -24,6 +25,9 @@ from forwarder.config.secrets import exposed_secrets_warning, redacted, secret_v
 from forwarder.config.sources import SOURCE_KINDS, S3Access, SourceConfig
 
 __all__ = [
+    "AuditFeedConfig",
+    "CatoApiAccess",
+    "EventsFeedConfig",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "FACILITIES",
     "SOURCE_KINDS",

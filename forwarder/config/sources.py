@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from forwarder.config.catoapi import AuditFeedConfig, EventsFeedConfig
 from forwarder.config.fields import choice, limits
 from forwarder.config.tree import describe, join
 from forwarder.errors import ConfigError
@@ -118,4 +119,8 @@ class SourceConfig(S3Access):
 
 
 # source.kind -> the settings of that kind of source (the first is the default kind).
-SOURCE_KINDS: dict[str, type[Any]] = {"log_exporter": SourceConfig}
+SOURCE_KINDS: dict[str, type[Any]] = {
+    "log_exporter": SourceConfig,
+    "events_feed": EventsFeedConfig,
+    "audit_feed": AuditFeedConfig,
+}

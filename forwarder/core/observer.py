@@ -6,8 +6,8 @@ without observers pays one no-op call per batch. ``Fanout`` passes every call on
 several observers: ``progress.Backlog`` (how far behind), ``progress.Progress`` (backlog
 log lines), ``health.Health`` (readiness) and ``metrics.Metrics`` (Prometheus).
 
-Calls come from the pipeline's thread, except ``listed``, which comes from the thread
-that lists the source (prefetch); observers keep that in mind.
+Calls come from the pipeline's thread, except ``listed`` and ``source_reached``, which come
+from the thread that lists the source (prefetch); observers keep that in mind.
 """
 
 from __future__ import annotations
@@ -73,6 +73,11 @@ class Observer:
 
     def stopped(self, reason: str) -> None:
         """The pipeline stopped on an error it cannot get past (*reason*)."""
+
+    def source_reached(self, at: float, stale_after_secs: float) -> None:
+        """The source's API last answered successfully at *at* (epoch seconds). A source whose
+        position expires unused (Cato's marker) tells this, from its thread, so /readyz turns
+        unready when no answer came for *stale_after_secs*."""
 
 
 class Fanout(Observer):
@@ -148,3 +153,7 @@ class Fanout(Observer):
     def stopped(self, reason: str) -> None:
         for observer in self.observers:
             observer.stopped(reason)
+
+    def source_reached(self, at: float, stale_after_secs: float) -> None:
+        for observer in self.observers:
+            observer.source_reached(at, stale_after_secs)

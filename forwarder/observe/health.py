@@ -4,7 +4,9 @@
 batch was acknowledged or the last idle check connected; the bucket is reachable when the
 last listing or download worked; the pipeline is stuck when it has been held on a file
 that cannot be read for more than ``metrics.stuck_after_secs`` (counted from the first
-failure, which the checkpoint keeps across restarts). Readiness is all three being good.
+failure, which the checkpoint keeps across restarts). An API source (Cato's eventsFeed)
+adds a fourth: its last successful call is no older than ``source.marker_max_age_secs``
+(``source_reached``). Readiness is all of them being good.
 
 The collector is not connected to on every scrape: while the pipeline is idle it checks
 the connection it keeps (``Transport.probe``: a peer that hung up is noticed, a new
@@ -59,6 +61,7 @@ class Health(Observer):
         self.stuck_on: Failure | None = None
         self.stopped_on = ""  # why the pipeline stopped for good (a corrupt checkpoint...)
         self._stuck_since = 0.0
+        self._reached: tuple[float, float] | None = None  # an API source: (last answer, stale after)
 
     # --- the pipeline's outcomes ------------------------------------------------------
 
@@ -111,6 +114,9 @@ class Health(Observer):
     def stopped(self, reason: str) -> None:
         self.stopped_on = reason
 
+    def source_reached(self, at: float, stale_after_secs: float) -> None:
+        self._reached = (at, stale_after_secs)  # one assignment: read whole by a scrape
+
     def _past(self, obj: LogObject) -> None:
         if self.stuck_on is not None and self.stuck_on.key == obj.key:
             self.stuck_on = None  # got past it (delivered, or quarantined)
@@ -122,7 +128,8 @@ class Health(Observer):
         return max(0.0, self._wall() - self._stuck_since) if self.stuck_on is not None else 0.0
 
     def checks(self) -> dict[str, Check]:
-        """The readiness checks by name: collector, bucket, stuck."""
+        """The readiness checks by name: collector, bucket (the source), stuck, and api for an API
+        source."""
         stuck = self.stuck_on
         if stuck is None:
             held = Check(True, "not held on a bad file")
@@ -134,9 +141,20 @@ class Health(Observer):
                 f"unready after {self._stuck_after:g}s): {stuck.reason}",
             )
         checks = {"collector": self.collector_check, "bucket": self.bucket_check, "stuck": held}
+        if self._reached is not None:
+            checks["api"] = self._api_check(*self._reached)
         if self.stopped_on:
             checks["running"] = Check(False, f"stopped: {self.stopped_on}")
         return checks
+
+    def _api_check(self, at: float, stale_after: float) -> Check:
+        """An API source answered recently enough that its marker is not at risk."""
+        age = max(0.0, self._wall() - at)
+        return Check(
+            age <= stale_after,
+            f"the API last answered {age:.0f}s ago (unready after source.marker_max_age_secs: "
+            f"{stale_after:g}s; Cato forgets a marker unused for ~3 days)",
+        )
 
     def ready(self) -> bool:
         """True when every check passed."""
