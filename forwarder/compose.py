@@ -15,6 +15,7 @@ from typing import Any
 
 from forwarder.config import PipelineConfig, SourceConfig
 from forwarder.config.checks import state_files
+from forwarder.config.sources import EventsIntegrationConfig
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList
 from forwarder.core.checkpoint import CheckpointStore
 from forwarder.core.deadletter import DeadLetter
@@ -25,6 +26,7 @@ from forwarder.core.reading import ReadSettings
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Source
 from forwarder.sources.exporter import LogExporterSource
+from forwarder.sources.polling import ListingSource
 from forwarder.sources.probe import Probing
 from forwarder.sources.s3 import Bucket, make_s3_client
 from forwarder.transports.base import Transport
@@ -48,8 +50,23 @@ def build_log_exporter(settings: SourceConfig, observer: Observer) -> LogExporte
     return source
 
 
+def build_events_integration(settings: EventsIntegrationConfig, observer: Observer) -> Source:
+    """``kind: events_integration``: Cato's objects in the customer's bucket, by listing or SQS."""
+
+    def client() -> Any:
+        return make_s3_client(settings)
+
+    bucket = Bucket(client(), settings, client, settings.download_dir)
+    source = ListingSource(bucket, settings)
+    source.on_listing = observer.listed
+    return source
+
+
 # source.kind -> how to build that source from its settings.
-SOURCES: dict[str, Callable[[Any, Observer], Source]] = {"log_exporter": build_log_exporter}
+SOURCES: dict[str, Callable[[Any, Observer], Source]] = {
+    "log_exporter": build_log_exporter,
+    "events_integration": build_events_integration,
+}
 
 
 def build_source(config: PipelineConfig, observer: Observer | None = None) -> Source:
