@@ -28,7 +28,9 @@ from forwarder.sources.base import Source
 from forwarder.sources.exporter import LogExporterSource
 from forwarder.sources.polling import ListingSource
 from forwarder.sources.probe import Probing
+from forwarder.sources.queue import Queue, make_sqs_client
 from forwarder.sources.s3 import Bucket, make_s3_client
+from forwarder.sources.sqs import QueueSource
 from forwarder.transports.base import Transport
 from forwarder.transports.factory import make_transport
 
@@ -57,6 +59,10 @@ def build_events_integration(settings: EventsIntegrationConfig, observer: Observ
         return make_s3_client(settings)
 
     bucket = Bucket(client(), settings, client, settings.download_dir)
+    if settings.discovery == "sqs":
+        queued = QueueSource(bucket, settings, Queue(settings, lambda: make_sqs_client(settings)))
+        queued.on_listing, queued.on_ignored = observer.listed, observer.message_ignored
+        return queued
     source = ListingSource(bucket, settings)
     source.on_listing = observer.listed
     return source
