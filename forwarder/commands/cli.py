@@ -30,6 +30,7 @@ exit codes:
 
 examples:
   forwarder demo                                   see it work: local S3 + local collector
+  forwarder demo --kind events_integration         the same for Cato's Events Integration objects
   forwarder check --config forwarder.yaml          validate config, reach every source and collector
   forwarder run --config forwarder.yaml --once     forward what is there now, then exit (cron)
   forwarder run --config forwarder.yaml            keep polling (systemd, container); SIGHUP
@@ -130,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
         "Run the whole job on embedded defaults: a local S3 endpoint holding "
         "sample Cato files and a local syslog listener (needs: pip install 'forwarder[demo]').",
         demo.cmd_demo,
+    )
+    demo_parser.add_argument(
+        "--kind",
+        choices=("log_exporter", "events_integration"),
+        default="log_exporter",
+        help="the source to show: the Log Exporter's zips (default) or the Events Integration's gzip NDJSON",
     )
     demo_parser.add_argument("--files", type=int, default=4, help="sample files to generate (default 4)")
     demo_parser.add_argument("--events", type=int, default=6, help="events per member (default 6)")

@@ -56,6 +56,17 @@ def test_uuid_keys_go_out_oldest_first_and_a_late_object_with_an_earlier_key_arr
     assert bodies(rsyslog.assert_quiet(len(expected))) == expected
     done = _status(config)["position"]["ledger"]["done"]
     assert sorted(done) == sorted(k[len(PREFIX) :] for k in [*keys, late])
+    text = forwarder("status", "--config", str(config)).stdout
+    assert f"position:     last done s3://{BUCKET}/{late}; ledger: 6 objects done since " in text
+    assert "pending:      0\n" in text
+
+
+def test_the_demo_of_the_kind_shows_a_late_object_found() -> None:
+    """``forwarder demo --kind events_integration`` runs on its own and every event arrives once."""
+    result = forwarder("demo", "--kind", "events_integration", "--files", "3", "--events", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "The next poll sent 4 events: that object's, and nothing else." in result.stdout
+    assert "Demo finished: every event arrived exactly once." in result.stdout
 
 
 def test_a_restart_mid_object_resumes_inside_it(
