@@ -143,8 +143,10 @@ class EventsIntegrationConfig(S3Access):
     discovery: str = field(default="list", metadata=choice("list", "sqs"))
     sqs: SqsSettings = field(default_factory=SqsSettings)
     # The ledger of objects done keeps those written this long before the newest one done;
-    # an object written earlier than that and not in it counts as delivered.
-    lookback_secs: float = field(default=86_400.0, metadata=limits(60))
+    # an object written earlier than that and not in it counts as delivered. S3 dates an
+    # object when its upload starts, so one shows up late by its upload's duration (seconds
+    # for Cato's objects): an hour covers that with room, at a ledger of an hour's objects.
+    lookback_secs: float = field(default=3600.0, metadata=limits(60))
     # list: date-named folders below the prefix (2026/11/28/, dt=2026-11-28/...) older than
     # the look-back are not listed, but every full_listing_secs a poll lists everything.
     partitions: str = field(default="auto", metadata=choice("auto", "none"))

@@ -60,13 +60,14 @@ class ListingSource(IntegrationSource):
             since = int(start_time(start) or 0)
             log.info("no checkpoint yet: starting with the objects written since %s", when(since))
             return {"ledger": Ledger(since, since).to_json()}
-        there: dict[str, list[Any]] = {
-            self.name(item["Key"]): [int(epoch_of(item.get("LastModified"))), etag_of(item)]
+        there = {
+            self.name(item["Key"]): (int(epoch_of(item.get("LastModified"))), etag_of(item))
             for item in self.walker.objects(None)
         }
-        newest: int = max((entry[0] for entry in there.values()), default=0)
+        newest = max((modified for modified, _ in there.values()), default=0)
         since = max(0, newest - int(self.settings.lookback_secs)) if there else 0
-        ledger = Ledger(since, newest, {name: entry for name, entry in there.items() if entry[0] >= since})
+        done = {name: f"{modified} {etag}" for name, (modified, etag) in there.items() if modified >= since}
+        ledger = Ledger(since, newest, done)
         log.info(
             "no checkpoint yet: starting after the %d objects there, written by %s", len(there), when(newest)
         )
@@ -95,7 +96,7 @@ class ListingSource(IntegrationSource):
                 continue  # a folder's placeholder, or done
             reason = ""
             if state == REPLACED:
-                reason = self._replaced(key, ledger.done[name][1], etag)
+                reason = self._replaced(key, ledger.etag(name), etag)
             elif ledger.before_window(modified):
                 continue  # older than the window: delivered before the ledger forgot it
             elif full and ledger.since and self.settings.partitions == "auto":

@@ -123,9 +123,7 @@ class QueueSource(IntegrationSource):
                 continue
             reason = over
             if state == REPLACED and not reason and self.settings.on_replaced == "report":
-                reason = (
-                    f"written again after it was delivered (ETag {ledger.done[name][1]} -> {found.etag}); "
-                )
+                reason = f"written again after it was delivered (ETag {ledger.etag(name)} -> {found.etag}); "
                 reason += "not sent again (source.on_replaced: report)"
             objects.append(
                 LogObject(found.key, found.size, found.time, Stored(found.etag, mid), quarantine=reason)
