@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from forwarder.config import parse_config
-from forwarder.config.sources import EventsIntegrationConfig
+import pytest
+import yaml
+
+from forwarder.config import load_config, parse_config
+from forwarder.config.sources import EventsIntegrationConfig, SqsSettings
 from forwarder.errors import ConfigError
 
 BASE = "source:\n  kind: events_integration\n  bucket: cato-events\n"
@@ -24,12 +27,12 @@ def error(extra: str) -> str:
     return str(info.value)
 
 
-def test_defaults_list_the_prefix_with_a_one_day_window() -> None:
-    """discovery list, a day's look-back, dated folders skipped, a full listing hourly, replaced
+def test_defaults_list_the_prefix_with_an_hour_window() -> None:
+    """discovery list, an hour's look-back, dated folders skipped, a full listing hourly, replaced
     objects reported, a poll every 30 s."""
     found = source()
     assert (found.discovery, found.lookback_secs, found.partitions, found.full_listing_secs) == (
-        "list", 86_400.0, "auto", 3600.0
+        "list", 3600.0, "auto", 3600.0
     )  # fmt: skip
     assert (found.on_replaced, found.poll_interval_secs, found.start) == ("report", 30.0, "earliest")
 
@@ -90,3 +93,14 @@ def test_start_takes_an_iso_time_with_or_without_a_zone() -> None:
     """2026-11-28T07:00:00Z and 2026-11-28 07:00 (UTC) are both times to start from."""
     assert source("  start: '2026-11-28T07:00:00Z'\n").start == "2026-11-28T07:00:00Z"
     assert source("  start: '2026-11-28 07:00'\n").start == "2026-11-28 07:00"
+
+
+def test_the_example_file_of_the_kind_loads_and_shows_its_defaults() -> None:
+    """config.events-integration.example.yaml loads as it is; its source values are the defaults."""
+    example = Path(__file__).resolve().parents[2] / "config.events-integration.example.yaml"
+    config = load_config(example).pipeline()
+    assert config.source == EventsIntegrationConfig(bucket="cato-events", prefix="cato/")
+    assert config.parser.max_record_bytes == 64 << 20
+    commented = example.read_text().split("#sqs:", 1)[1].split("\n  # The ledger", 1)[0]
+    sqs = yaml.safe_load("sqs:" + "\n".join(line.replace("  #", "  ", 1) for line in commented.splitlines()))
+    assert SqsSettings(**sqs["sqs"]) == SqsSettings(queue_url=sqs["sqs"]["queue_url"])
