@@ -26,7 +26,7 @@ from forwarder.errors import ForwarderError
 from forwarder.sources.base import Cursor, LogObject
 from forwarder.sources.integration import IntegrationSource, Stored, when
 from forwarder.sources.ledger import DONE, REPLACED, Ledger
-from forwarder.sources.partitions import PARTITION_MARGIN_SECS, Partitioned, dated_end
+from forwarder.sources.partitions import PARTITION_MARGIN_SECS, Partitioned, dated_end, span_of
 from forwarder.sources.s3 import Bucket, epoch_of
 
 log = logging.getLogger(__name__)
@@ -150,4 +150,10 @@ class ListingSource(IntegrationSource):
             return False, str(exc)
         if not contents and not folders:
             return True, f"{self.id} is reachable: nothing under the prefix yet (check source.prefix)"
-        return True, f"{self.id} is reachable: {len(contents)} objects and {len(folders)} folders at the top"
+        prefix = self.bucket.prefix
+        dated = [f[len(prefix) :] for f in folders if span_of(f[len(prefix) : -1], None)]
+        layout = f" ({len(dated)} named by date: {', '.join(dated[-3:])}...)" if dated else ""
+        return (
+            True,
+            f"{self.id} is reachable: {len(contents)} objects and {len(folders)} folders{layout} at the top",
+        )

@@ -228,3 +228,16 @@ def test_status_words_and_backlog_name_the_ledger_and_the_oldest_object(tmp_path
     assert text.startswith(f"last done s3://{BUCKET}/{PREFIX}a.gz; ledger: 1 objects done since ")
     count, words = run.source.backlog(run.position.cursor) or (0, "")
     assert count == 2 and words.startswith("oldest written 2025-11-28T07:00:05Z") and "cato/b.gz" in words
+
+
+def test_check_tells_what_is_at_the_top_of_the_prefix_and_which_folders_are_dated(tmp_path: Path) -> None:
+    """forwarder check's line: objects and folders under the prefix, the dated ones named."""
+    client = MemoryS3()
+    client.put(f"{PREFIX}2025/11/28/a.gz", body("a", 1), T0)
+    client.put(f"{PREFIX}2026/01/02/b.gz", body("b", 1), T0)
+    client.put(f"{PREFIX}loose.gz", body("c", 1), T0)
+    settings = make_config(tmp_path).pipeline().source
+    passed, text = ListingSource(Bucket(client, settings), settings).check(None)
+    assert passed and text == (
+        f"s3://{BUCKET}/{PREFIX} is reachable: 1 objects and 2 folders (2 named by date: 2025/, 2026/...) at the top"
+    )
