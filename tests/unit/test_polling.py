@@ -239,5 +239,6 @@ def test_check_tells_what_is_at_the_top_of_the_prefix_and_which_folders_are_date
     settings = make_config(tmp_path).pipeline().source
     passed, text = ListingSource(Bucket(client, settings), settings).check(None)
     assert passed and text == (
-        f"s3://{BUCKET}/{PREFIX} is reachable: 1 objects and 2 folders (2 named by date: 2025/, 2026/...) at the top"
+        f"s3://{BUCKET}/{PREFIX} is reachable: 1 objects and 2 folders (2 named by date: 2025/, 2026/...) "
+        "at the top"
     )
