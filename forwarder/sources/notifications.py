@@ -60,6 +60,8 @@ def read_message(body: str) -> tuple[list[Created], str]:
         return [], f"{UNREADABLE}: not a JSON object"
     if message.get("Event") == "s3:TestEvent":
         return [], TEST_EVENT
+    if message.get("Type") == "SubscriptionConfirmation":  # SNS, when the queue is in another account
+        return [], f"{UNREADABLE}: SNS asks to confirm the subscription: open its SubscribeURL"
     records = message.get("Records")
     if not isinstance(records, list) or not records:
         hint = (

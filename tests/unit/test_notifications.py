@@ -32,11 +32,14 @@ def test_test_events_and_other_events_name_no_object() -> None:
 
 
 def test_what_is_no_s3_notification_is_unreadable_with_the_reason() -> None:
-    """Not JSON, no Records, another event source, an EventBridge event: unreadable, and why."""
+    """Not JSON, no Records, another event source, an EventBridge event, an SNS subscription to
+    confirm: unreadable, and why."""
     assert read_message("hello")[1].startswith("unreadable: not JSON")
     assert read_message("[1]")[1] == "unreadable: not a JSON object"
     assert "EventBridge" in read_message(json.dumps({"detail-type": "Object Created", "detail": {}}))[1]
     other = {"Records": [{"eventSource": "aws:sqs"}]}
     assert read_message(json.dumps(other))[1] == "unreadable: eventSource 'aws:sqs', not aws:s3"
+    confirm = {"Type": "SubscriptionConfirmation", "SubscribeURL": "https://sns.example/confirm"}
+    assert "open its SubscribeURL" in read_message(json.dumps(confirm))[1]
     broken = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {}}]}
     assert read_message(json.dumps(broken))[1] == "unreadable: a record without 'object'"
