@@ -105,6 +105,8 @@ class QueueSource(IntegrationSource):
             over = f"its SQS message was received {count} times (source.sqs.max_receive_count: {limit}): "
             over += "the readers before did not finish it (crashed, or its visibility timeout lapsed)"
         objects: list[LogObject] = []
+        with self._lock:  # an object notified twice, the first still waiting: one delivery
+            waiting = {(o.key, o.ref.etag) for o in self._waiting}
         if why.startswith(UNREADABLE):
             reason = over or f"SQS message {mid} is not an S3 event notification ({why})"
             objects.append(
@@ -118,7 +120,7 @@ class QueueSource(IntegrationSource):
                 self._ignored(OTHER_PREFIX, f"s3://{found.bucket}/{found.key}")
                 continue
             state = ledger.state(name, found.etag)
-            if state == DONE:
+            if state == DONE or (found.key, found.etag) in waiting:
                 self._ignored(DUPLICATE, self.bucket.url(found.key))
                 continue
             reason = over

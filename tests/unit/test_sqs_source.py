@@ -232,3 +232,14 @@ def test_metrics_count_ignored_messages_and_show_the_ledger_and_the_objects_in_f
     age = value("forwarder_oldest_pending_age_seconds")
     assert age is not None and age > 3600  # written at T0 (2025), by S3's clock
     pipeline.close()
+
+
+def test_an_object_notified_twice_before_it_is_done_is_delivered_once(tmp_path: Path) -> None:
+    """Two notifications of one object received together: one delivery, the second message
+    deleted as a duplicate, the first once the object is done."""
+    world = World(tmp_path)
+    etag = world.put("a.gz", 2)
+    world.sqs.send(s3_event(BUCKET, f"{PREFIX}a.gz", etag))
+    world.run()
+    assert world.events == [event("a.gz", 0), event("a.gz", 1)]
+    assert world.ignored == ["duplicate"] and world.sqs.deleted == ["m2", "m1"]
