@@ -3,6 +3,7 @@ NDJSON objects under UUID-like keys, late objects, restarts inside an object, od
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import subprocess
@@ -142,3 +143,28 @@ def test_cef_encoding_of_typed_events_arrives_byte_for_byte(s3: Any, collector: 
     assert [m.split(b" - - - ", 1)[1] for m in messages] == expected
     assert messages[0].startswith(b"<133>1 2025-11-18T15:02:29.991Z fwd-test cato - - - CEF:0|")
     assert b" app_stack=Office365,Microsoft " in messages[0] and b" static_host=true " in messages[0]
+
+
+def test_an_xdr_event_over_5_mb_is_read_whole_and_cut_to_size_by_output_oversize(
+    s3: Any, collector: Any, tmp_path: Path
+) -> None:
+    """With the kind's 64 MiB record limit a 6 MB raw_data event is read (not a bad record),
+    truncated to output.max_message_bytes, and kept whole in the dead-letter file."""
+    client = s3.client()
+    client.create_bucket(Bucket=BUCKET)
+    big = json.dumps({"event_type": "XDR", "time": 1763478148991, "raw_data": "x" * 6_000_000}).encode()
+    small = json.dumps({"event_type": "Security", "time": 1763478148992}).encode()
+    client.put_object(Bucket=BUCKET, Key=uuid_key(1), Body=gzip.compress(big + b"\n" + small + b"\n"))
+    rsyslog = collector("tcp")
+    output = {"protocol": "tcp", "port": rsyslog.port, "max_message_bytes": 65536}
+    config = write_events_config(tmp_path / "f.yaml", s3.endpoint_url, output)
+    result = forwarder("run", "--config", str(config), "--once")
+    assert result.returncode == 0, result.stderr
+    first, second = rsyslog.assert_quiet(2)
+    body = bodies([first])[0]
+    assert len(first) == 65536 and big.startswith(body)
+    assert bodies([second]) == [small]
+    letters = [
+        json.loads(line) for line in (tmp_path / "state" / "dead_letter.jsonl").read_text().splitlines()
+    ]
+    assert [(d["outcome"], d["text"].encode()) for d in letters] == [("truncated", big)]
