@@ -54,7 +54,8 @@ PIPELINE_HELP = "only this pipeline of the config's pipelines: list (default: al
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
-        description="Forward Cato Networks events (Log Exporter files in S3) to a syslog collector "
+        description="Forward Cato Networks events (Log Exporter files, or Events Integration objects, in S3) "
+        "to a syslog collector "
         "(QRadar, ArcSight, rsyslog, ...) over UDP, TCP, TLS or RELP: every event at least once, in order.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
