@@ -242,3 +242,31 @@ def test_check_tells_what_is_at_the_top_of_the_prefix_and_which_folders_are_date
         f"s3://{BUCKET}/{PREFIX} is reachable: 1 objects and 2 folders (2 named by date: 2025/, 2026/...) "
         "at the top"
     )
+
+
+def test_an_object_written_into_an_old_dated_folder_is_found_by_the_full_listing_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dated polls skip folders older than the window (less a day); the hourly full listing
+    still finds an object written late into one, delivers it, and warns."""
+    client = MemoryS3()
+    client.put(f"{PREFIX}2025/11/28/07/a.gz", body("a", 1), T0)
+    config = make_config(tmp_path)
+    settings = config.pipeline().source
+    now = [0.0]
+    source = ListingSource(Bucket(client, settings), settings, clock=lambda: now[0])
+    transport = Transport()
+    run = build_pipeline(config.pipeline(), once=True, source=source, transport=transport)
+    run.open()
+    run.run_pass()  # the first poll lists everything
+    client.put(f"{PREFIX}2025/11/20/00/late.gz", body("late", 1), T0 + 60)  # 8 days late
+    now[0] = 60.0
+    run.run_pass()
+    assert transport.events == [event("a", 0)]  # a dated poll does not look there
+    now[0] = 3700.0  # full_listing_secs (3600) later
+    run.run_pass()
+    run.close()
+    assert transport.events == [event("a", 0), event("late", 0)]
+    assert (
+        f"s3://{BUCKET}/{PREFIX}2025/11/20/00/late.gz was written into a folder dated before" in caplog.text
+    )
