@@ -7,7 +7,8 @@
 #
 # usage: baseline.sh ENDPOINT BUCKET PREFIX SINK_PORT WORK_DIR
 #        (password in $ZIP_PASSWORD, credentials in $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY;
-#        DOWNLOAD_ONLY=1 fetches the objects and sends nothing)
+#        DOWNLOAD_ONLY=1 fetches the objects and sends nothing; GZ_OBJECTS=1 reads gzip objects,
+#        as Cato's Events Integration writes them, with gzip -dc instead of unzip)
 set -euo pipefail
 endpoint=$1 bucket=$2 prefix=$3 port=$4 work=$5
 s3=(curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY")
@@ -21,6 +22,8 @@ for key in $keys; do
     "${s3[@]}" -o "$work/object.zip" "$endpoint/$bucket/$key"
     if [[ -n "${DOWNLOAD_ONLY:-}" ]]; then  # to time the S3 endpoint alone
         continue
+    elif [[ -n "${GZ_OBJECTS:-}" ]]; then
+        gzip -dc "$work/object.zip" >&3
     elif [[ -n "${ZIP_PASSWORD:-}" ]]; then
         unzip -qq -P "$ZIP_PASSWORD" -p "$work/object.zip" >&3
     else

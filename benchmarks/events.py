@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 
 _TEMPLATE = (
@@ -103,3 +104,16 @@ def json_lines(first: int, count: int, seed: int = 1) -> Iterator[str]:
         for n, name in enumerate(_JSON_EXTRA[sub]):
             event[name] = f"{_APPS[rand(6)]} {n}" if n < 2 else str(rand(1000))
         yield json.dumps(event, ensure_ascii=False) + "\n"
+
+
+def push_lines(first: int, count: int, seed: int = 1) -> Iterator[str]:
+    """The same events as Cato's Events Integration writes them (NDJSON, typed values): compact
+    separators, time in epoch ms and time_str, event_id, booleans and arrays. About 700 bytes."""
+    for i, line in enumerate(json_lines(first, count, seed), first):
+        event = json.loads(line)
+        event["event_id"] = event.pop("internalId")
+        event["time_str"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["time"] // 1000))
+        event["static_host"] = i % 5 == 0
+        event["app_stack"] = [_APPS[i % 6], "HTTPS"]
+        event["categories"] = ["Business Systems", "Cloud Services"][: 1 + i % 2]
+        yield json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"

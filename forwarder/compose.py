@@ -15,6 +15,7 @@ from typing import Any
 
 from forwarder.config import AuditFeedConfig, CatoApiAccess, EventsFeedConfig, PipelineConfig, SourceConfig
 from forwarder.config.checks import state_files
+from forwarder.config.sources import EventsIntegrationConfig
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList
 from forwarder.core.checkpoint import CheckpointStore
 from forwarder.core.deadletter import DeadLetter
@@ -29,9 +30,12 @@ from forwarder.sources.catoapi import CallBudget, CatoApi
 from forwarder.sources.eventsfeed import EventsFeedSource
 from forwarder.sources.exporter import LogExporterSource
 from forwarder.sources.feedhealth import FeedHealth
+from forwarder.sources.polling import ListingSource
 from forwarder.sources.probe import Probing
+from forwarder.sources.queue import Queue, make_sqs_client
 from forwarder.sources.s3 import Bucket
 from forwarder.sources.s3client import make_s3_client
+from forwarder.sources.sqs import QueueSource
 from forwarder.transports.base import Transport
 from forwarder.transports.factory import make_transport
 
@@ -52,6 +56,24 @@ def build_log_exporter(
     )
     source = LogExporterSource(bucket, settings, probing)
     source.listing.on_listing = observer.listed
+    return source
+
+
+def build_events_integration(
+    settings: EventsIntegrationConfig, observer: Observer, stop: threading.Event
+) -> Source:
+    """``kind: events_integration``: Cato's objects in the customer's bucket, by listing or SQS."""
+
+    def client() -> Any:
+        return make_s3_client(settings)
+
+    bucket = Bucket(client(), settings, client, settings.download_dir)
+    if settings.discovery == "sqs":
+        queued = QueueSource(bucket, settings, Queue(settings, lambda: make_sqs_client(settings)))
+        queued.on_listing, queued.on_ignored = observer.listed, observer.message_ignored
+        return queued
+    source = ListingSource(bucket, settings)
+    source.on_listing = observer.listed
     return source
 
 
@@ -89,6 +111,7 @@ def build_audit_feed(settings: AuditFeedConfig, observer: Observer, stop: thread
 # its stop event (which cuts a source's own waits short: rate limits, retries).
 SOURCES: dict[str, Callable[[Any, Observer, threading.Event], Source]] = {
     "log_exporter": build_log_exporter,
+    "events_integration": build_events_integration,
     "events_feed": build_events_feed,
     "audit_feed": build_audit_feed,
 }

@@ -7,6 +7,7 @@ password-protected files are; the standard library can read those but not write 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -139,6 +140,35 @@ def make_zip(members: Iterable[tuple[str, bytes]], password: str = "") -> bytes:
     directory = b"".join(central)
     end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, count, count, len(directory), offset, 0)
     return b"".join(local_parts) + directory + end
+
+
+def push_event(i: int) -> str:
+    """A Cato Events Integration event (one NDJSON line, typed values), numbered *i*."""
+    return json.dumps(
+        {
+            "event_type": "Security",
+            "event_sub_type": "Internet Firewall",
+            "time": 1763478148991 + i * 1000,
+            "time_str": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1763478148 + i)),
+            "account_id": 20000232,
+            "src_ip": f"10.0.{i % 250}.{i % 200}",
+            "dest_port": 443,
+            "action": "Block" if i % 3 == 0 else "Allow",
+            "event_count": 1 + i % 3,
+            "static_host": i % 2 == 0,
+            "app_stack": ["Office365", "Microsoft"],
+            "site_name": _SITES[i % len(_SITES)],
+            "seq": i,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def push_key(prefix: str, i: int) -> str:
+    """A UUID-like key for push object *i*: keys of later objects may sort first."""
+    text = hashlib.sha1(f"push-{i}".encode()).hexdigest()  # a name, not a secret
+    return f"{prefix}{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}.gz"
 
 
 def exporter_key(prefix: str, sequence: int) -> str:

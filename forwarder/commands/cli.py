@@ -30,6 +30,7 @@ exit codes:
 
 examples:
   forwarder demo                                   see it work: local S3 + local collector
+  forwarder demo --kind events_integration         the same for Cato's Events Integration objects
   forwarder check --config forwarder.yaml          validate config, reach every source and collector
   forwarder run --config forwarder.yaml --once     forward what is there now, then exit (cron)
   forwarder run --config forwarder.yaml            keep polling (systemd, container); SIGHUP
@@ -53,7 +54,8 @@ PIPELINE_HELP = "only this pipeline of the config's pipelines: list (default: al
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
-        description="Forward Cato Networks events (Log Exporter files in S3) to a syslog collector "
+        description="Forward Cato Networks events (Log Exporter files, or Events Integration objects, in S3) "
+        "to a syslog collector "
         "(QRadar, ArcSight, rsyslog, ...) over UDP, TCP, TLS or RELP: every event at least once, in order.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -130,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
         "Run the whole job on embedded defaults: a local S3 endpoint holding "
         "sample Cato files and a local syslog listener (needs: pip install 'forwarder[demo]').",
         demo.cmd_demo,
+    )
+    demo_parser.add_argument(
+        "--kind",
+        choices=("log_exporter", "events_integration"),
+        default="log_exporter",
+        help="the source to show: the Log Exporter's zips (default) or the Events Integration's gzip NDJSON",
     )
     demo_parser.add_argument("--files", type=int, default=4, help="sample files to generate (default 4)")
     demo_parser.add_argument("--events", type=int, default=6, help="events per member (default 6)")

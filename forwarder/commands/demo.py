@@ -4,12 +4,15 @@ It starts a local S3 endpoint (moto in server mode, from the ``demo`` extra) hol
 password-protected, two-member Cato-style zips whose sequence numbers cross 9999 → 10000,
 and a local syslog listener (TCP, octet-counting), then forwards with the same code as
 ``forwarder run --once``, shows what arrived and the checkpoint, and runs a second pass
-to show that nothing is sent twice.
+to show that nothing is sent twice. ``--kind events_integration`` shows Cato's Events
+Integration instead: gzip NDJSON objects under UUID-like keys, rendered as CEF, then an
+object written late whose key sorts before the others, found and sent alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import logging
 import socketserver
 import tempfile
@@ -23,7 +26,7 @@ from forwarder.compose import build_pipeline
 from forwarder.config import parse_config
 from forwarder.errors import ConfigError
 from forwarder.observe.logs import setup_logging
-from forwarder.samples import cef_event, exporter_key, json_event, make_zip
+from forwarder.samples import cef_event, exporter_key, json_event, make_zip, push_event, push_key
 
 DEMO_PASSWORD = "demo-zip-password"
 DEMO_PREFIX = "DEMOACCESSKEY/"
@@ -153,6 +156,79 @@ def run_demo(files: int = 4, events: int = 6) -> int:
         s3.stop()
 
 
+PUSH_CONFIG = """\
+source:
+  kind: events_integration
+  bucket: cato-events
+  prefix: "cato/"
+  endpoint_url: "{endpoint}"
+  access_key_id: demo
+  secret_access_key: demo-secret
+output:
+  protocol: tcp
+  host: 127.0.0.1
+  port: {port}
+  hostname: demo-host
+  encoding: cef
+checkpoint:
+  path: "{state}/checkpoint.json"
+log:
+  format: text
+"""
+
+
+def run_push_demo(files: int = 4, events: int = 6) -> int:
+    """The demo of kind events_integration; returns the exit code (0: each event arrived once)."""
+    s3, endpoint = _start_s3()
+    listener = _Listener()
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="forwarder-demo-") as state:
+            text = PUSH_CONFIG.format(endpoint=endpoint, port=listener.server_address[1], state=state)
+            client = _client(endpoint)
+            client.create_bucket(Bucket="cato-events")
+            print(f"1. A local S3 endpoint at {endpoint} holds {files} objects as Cato's Events Integration")
+            print(f"   writes them: gzip, {events} typed JSON events a line, keys that do not sort by time.")
+            for i in range(1, files + 1):
+                _put_push(client, i, events)
+            print("2. Forwarding (oldest first, by S3's LastModified), as CEF, with this config:")
+            print(f"\n{_indent(text)}")
+            pipeline = build_pipeline(parse_config(text, "demo config").pipeline(), once=True)
+            pipeline.open()
+            try:
+                sent = pipeline.run_pass()
+                _wait(listener, files * events)
+                print(f"\n3. The collector received {len(listener.received)} events. The checkpoint's ledger")
+                print("   names every object done (key and ETag):\n")
+                print(_indent(pipeline.store.path.read_text()))
+                late = _put_push(client, 0, events, "cato/00000000" + push_key("", 0)[8:])
+                print(f"4. An object arrives late with a key that sorts before all the others: {late}")
+                again = pipeline.run_pass()
+                _wait(listener, (files + 1) * events)
+                print(f"   The next poll sent {again} events: that object's, and nothing else.")
+                third = pipeline.run_pass()
+                print(f"5. A third poll sent {third} events: everything was already delivered.")
+            finally:
+                pipeline.close()
+        ok = sent == files * events and again == events and third == 0
+        ok = ok and len(listener.received) == (files + 1) * events
+        print("\nDemo " + ("finished: every event arrived exactly once." if ok else "FAILED."))
+        return 0 if ok else 4
+    finally:
+        listener.shutdown()
+        listener.server_close()
+        s3.stop()
+
+
+def _put_push(client: Any, i: int, events: int, key: str = "") -> str:
+    key = key or push_key("cato/", i)
+    body = "".join(push_event(i * 100 + n) + "\n" for n in range(events)).encode()
+    client.put_object(Bucket="cato-events", Key=key, Body=gzip.compress(body))
+    if i:
+        print(f"   s3://cato-events/{key}")
+    return key
+
+
 def _client(endpoint: str) -> Any:
     return boto3.session.Session(
         aws_access_key_id="demo", aws_secret_access_key="demo-secret", region_name="us-east-1"
@@ -173,5 +249,6 @@ def _indent(text: str) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or "info", args.log_format or "text")
-    code = run_demo(files=args.files, events=args.events)
+    demo = run_push_demo if args.kind == "events_integration" else run_demo
+    code = demo(files=args.files, events=args.events)
     return code if code else EXIT_OK

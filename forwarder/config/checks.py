@@ -67,6 +67,10 @@ def output_defaults(raw: Any, where: str) -> Any:
 def pipeline(config: PipelineConfig, raw: dict[str, Any], where: str) -> PipelineConfig:
     """*config* with its source's own checks applied; ConfigError for keys that do not fit."""
     source = config.source.checked(raw.get("source") or {}, join(where, "source"))
+    parser = config.parser
+    record_bytes = getattr(source, "default_max_record_bytes", None)  # the kind's own default
+    if record_bytes and "max_record_bytes" not in (raw.get("parser") or {}):
+        parser = dataclasses.replace(parser, max_record_bytes=record_bytes)
     output = config.output
     path = join(where, "output")
     size = output.max_message_bytes
@@ -86,7 +90,7 @@ def pipeline(config: PipelineConfig, raw: dict[str, Any], where: str) -> Pipelin
             f"{path}.retry_max_secs: expected a number >= {path}.retry_initial_secs "
             f"({output.retry_initial_secs:g}), got {output.retry_max_secs:g}"
         )
-    return dataclasses.replace(config, source=source)
+    return dataclasses.replace(config, source=source, parser=parser)
 
 
 def state_files(config: PipelineConfig) -> dict[str, Path]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, ClassVar
 
 from forwarder.config.catoapi import AuditFeedConfig, EventsFeedConfig
 from forwarder.config.fields import choice, limits
@@ -118,9 +119,102 @@ class SourceConfig(S3Access):
         return dataclasses.replace(self, start=start)
 
 
+@dataclass(frozen=True)
+class SqsSettings:
+    """``source.sqs``: the queue that S3 event notifications of the bucket go to."""
+
+    queue_url: str = ""
+    region: str = ""  # empty: the region in queue_url (sqs.REGION.amazonaws.com), else source.region
+    endpoint_url: str = ""  # empty: AWS (or queue_url's host when it is not AWS)
+    # Long polling: how long one ReceiveMessage waits for a message (SQS allows 0-20).
+    wait_time_secs: int = field(default=5, metadata=limits(0, 20))
+    # A message received is invisible to other readers this long, renewed while its object is sent.
+    visibility_timeout_secs: int = field(default=120, metadata=limits(10, 43200))
+    max_messages: int = field(default=1, metadata=limits(1, 10))  # received at a time (SQS: 1-10)
+    # A message received more often than this (its readers crashed or lost it) is quarantined.
+    max_receive_count: int = field(default=5, metadata=limits(1, 1000))
+
+
+@dataclass(frozen=True)
+class EventsIntegrationConfig(S3Access):
+    """``kind: events_integration``: gzip NDJSON objects Cato pushes into the customer's own
+    bucket (Events Integration), found by listing the prefix or through SQS notifications."""
+
+    kind: str = field(default="events_integration", metadata=choice("events_integration"))
+    discovery: str = field(default="list", metadata=choice("list", "sqs"))
+    sqs: SqsSettings = field(default_factory=SqsSettings)
+    # The ledger of objects done keeps those written this long before the newest one done;
+    # an object written earlier than that and not in it counts as delivered. S3 dates an
+    # object when its upload starts, so one shows up late by its upload's duration (seconds
+    # for Cato's objects): an hour covers that with room, at a ledger of an hour's objects.
+    lookback_secs: float = field(default=3600.0, metadata=limits(60))
+    # list: date-named folders below the prefix (2026/11/28/, dt=2026-11-28/...) older than
+    # the look-back are not listed, but every full_listing_secs a poll lists everything.
+    partitions: str = field(default="auto", metadata=choice("auto", "none"))
+    full_listing_secs: float = field(default=3600.0, metadata=limits(0))
+    # An object done and then written again (a new ETag): report (quarantine list) or resend.
+    on_replaced: str = field(default="report", metadata=choice("report", "resend"))
+    poll_interval_secs: float = field(default=30.0, metadata=limits(0.1))
+    start: str = "earliest"  # earliest, latest, or an ISO 8601 time (objects written since)
+    download_dir: str = ""
+    max_attempts: int = field(default=5, metadata=limits(1, 1000))
+    on_bad_file: str = field(default="stop", metadata=choice("stop", "quarantine"))
+    bad_file_retry_secs: float = field(default=2.0, metadata=limits(0.01))
+    max_member_bytes: int = field(default=10 << 30, metadata=limits(1))
+    prefetch_files: int = field(default=2, metadata=limits(0, 64))
+    prefetch_bytes: int = field(default=256 << 20, metadata=limits(0))
+
+    # parser.max_record_bytes when not given: XDR events carry raw_data of more than 5 MB,
+    # read whole and then fitted to output.max_message_bytes (output.oversize).
+    default_max_record_bytes: ClassVar[int] = 64 << 20
+    # poll_interval_secs when not given with discovery: sqs (each poll waits on the queue).
+    sqs_poll_interval_secs: ClassVar[float] = 1.0
+
+    def checked(self, raw: dict[str, Any], path: str) -> EventsIntegrationConfig:
+        """The settings checked across keys: start readable, sqs.queue_url with discovery: sqs."""
+        self.check_access(path)
+        if self.start not in ("earliest", "latest") and start_time(self.start) is None:
+            raise ConfigError(
+                f"{join(path, 'start')}: expected earliest, latest or an ISO 8601 time such as "
+                f'"2026-11-28T07:00:00Z", got {describe(self.start)}'
+            )
+        if self.discovery != "sqs":
+            if isinstance(raw.get("sqs"), dict) and raw["sqs"]:
+                raise ConfigError(
+                    f"{join(path, 'sqs')}: only applies to discovery: sqs, but discovery is {self.discovery}"
+                )
+            return self
+        if "start" in raw:
+            raise ConfigError(
+                f"{join(path, 'start')}: only applies to discovery: list (with sqs, what the queue "
+                "holds is what is delivered)"
+            )
+        url = self.sqs.queue_url
+        if not re.match(r"https?://[^/\s]+/\d+/[\w-]+(\.fifo)?\Z", url):
+            raise ConfigError(
+                f"{join(path, 'sqs.queue_url')}: expected a queue URL such as "
+                f'"https://sqs.eu-west-1.amazonaws.com/123456789012/cato-events", got {describe(url)}'
+            )
+        if "poll_interval_secs" not in raw:
+            return dataclasses.replace(self, poll_interval_secs=self.sqs_poll_interval_secs)
+        return self
+
+
+def start_time(text: str) -> float | None:
+    """An ISO 8601 time (``2026-11-28T07:00:00Z``; no zone: UTC) as epoch seconds, or None."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 # source.kind -> the settings of that kind of source (the first is the default kind).
 SOURCE_KINDS: dict[str, type[Any]] = {
     "log_exporter": SourceConfig,
     "events_feed": EventsFeedConfig,
     "audit_feed": AuditFeedConfig,
+    "events_integration": EventsIntegrationConfig,
 }

@@ -6,8 +6,9 @@ without observers pays one no-op call per batch. ``Fanout`` passes every call on
 several observers: ``progress.Backlog`` (how far behind), ``progress.Progress`` (backlog
 log lines), ``health.Health`` (readiness) and ``metrics.Metrics`` (Prometheus).
 
-Calls come from the pipeline's thread, except ``listed`` and ``source_reached``, which come
-from the thread that lists the source (prefetch); observers keep that in mind.
+Calls come from the pipeline's thread, except ``listed``, ``message_ignored`` and
+``source_reached``, which come from the thread that lists the source (prefetch); observers
+keep that in mind.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class Observer:
 
     def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
         """File *obj* was downloaded (no *error*), or its download failed, or (*obj* None) the listing."""
+
+    def message_ignored(self, reason: str) -> None:
+        """A queue message was deleted with nothing to deliver (*reason*: test_event,
+        other_event, other_prefix, duplicate); it was logged (from the listing thread)."""
 
     def pass_done(self) -> None:
         """A poll went through: the bucket answered, everything found was handled."""
@@ -93,6 +98,10 @@ class Fanout(Observer):
     def fetched(self, obj: LogObject | None, error: Exception | None) -> None:
         for observer in self.observers:
             observer.fetched(obj, error)
+
+    def message_ignored(self, reason: str) -> None:
+        for observer in self.observers:
+            observer.message_ignored(reason)
 
     def pass_done(self) -> None:
         for observer in self.observers:

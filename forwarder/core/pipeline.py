@@ -11,7 +11,9 @@ It owns the delivery guarantee (at least once, in order):
 - an object that downloads but cannot be read goes through ``source.on_bad_file``
   (``core.badfiles``): tried again, then held or quarantined;
 - missing objects (a gap the source reports) are logged loudly, noted in the checkpoint,
-  and delivery goes on;
+  and delivery goes on; an object the source gives up on is quarantined unread;
+- the source hears of each checkpoint saved (``committed``: an SQS message is deleted only
+  then);
 - records not sent as they were (bad, repaired, cut to size) are reported
   (``core.reports``), and the dead-letter file is made durable before the checkpoint
   moves past them.
@@ -95,11 +97,15 @@ class Pipeline:
             self.observer.bad_file(self.store.failure)
 
     def close(self) -> None:
-        """Close the transport (after what it sent was taken) and release the checkpoint."""
+        """Close the transport (after what it sent was taken) and the source, and release
+        the checkpoint."""
         try:
             self.delivery.close()
         finally:
-            self.store.unlock()
+            try:
+                self.source.close()
+            finally:
+                self.store.unlock()
 
     def seed(self, cursor: Cursor, force: bool = False) -> None:
         """Start from *cursor* (``forwarder import-state``); refuses to replace a checkpoint
@@ -184,6 +190,10 @@ class Pipeline:
         assert obj is not None
         if obj.gap is not None:
             self._note_gap(obj)
+        if obj.quarantine:  # the source gives up on it: nothing to read
+            log.error("%s: %s: quarantined (see forwarder status)", obj.key, obj.quarantine)
+            self._quarantine_object(obj, obj.quarantine)
+            return
         path, error = item.path, item.error
         while True:
             try:
@@ -224,7 +234,7 @@ class Pipeline:
         self.store.record_gap(gap)
 
     def _quarantine_object(self, obj: LogObject, reason: str) -> None:
-        identity = self.source.inside(obj)
+        identity = self.source.identity(obj)
         self._quarantine.add({**identity, "source": self.source.id, "reason": reason})
         self.store.record_quarantine(identity, reason)
         self.stats.quarantined += 1
@@ -234,7 +244,7 @@ class Pipeline:
     def _first_record(self, obj: LogObject) -> int:
         """Records of *obj* delivered already (the checkpoint is inside it), else 0."""
         position = self.position
-        if position is not None and position.cursor == self.source.inside(obj):
+        if position is not None and position.cursor == self.source.inside(obj, position.cursor):
             return position.records
         return 0
 
@@ -243,7 +253,8 @@ class Pipeline:
         first = self._first_record(obj)
         if first:
             log.info("%s: resuming after record %d", label, first)
-        inside = self.source.inside(obj)
+        assert self.position is not None
+        inside = self.source.inside(obj, self.position.cursor)
         for batch in read_batches(path, label, self._settings.reading, self._encoder, first):
             self._deliver(label, obj.key, batch)
             if batch.last:
@@ -284,4 +295,5 @@ class Pipeline:
         self.store.save(position)
         self.position = position
         if position is not None:
+            self.source.committed(position.cursor)  # durable now: the source may let go (SQS)
             self.observer.saved(position)

@@ -1,13 +1,15 @@
 """Cato's events in other formats: the documented field mappings (README, "Encodings").
 
-JSON events (the exporter's JSON, Cato's eventsFeed fields) become CEF or LEEF; CEF events
-become LEEF. Fields with a standard key get it (times, addresses, ports, user, action,
-protocol, event type and sub-type, severity); every other field keeps its own name as a
-custom key (characters a key cannot hold become ``_``; a name that collides with a key
-already written gets a ``cato_`` prefix). Nothing is dropped: a value that cannot be
-mapped (a time that does not parse) keeps its own name too. Values are text: numbers as
-JSON writes them, ``true``/``false``, objects and arrays as compact JSON; null fields are
-left out.
+JSON events (the exporter's JSON, Cato's eventsFeed fields, the Events Integration's typed
+NDJSON) become CEF or LEEF; CEF events become LEEF. Fields with a standard key get it
+(times, addresses, ports, user, action, protocol, event type and sub-type, severity, count,
+files, translated addresses); every other field keeps its own name as a custom key
+(characters a key cannot hold become ``_``; a name that collides with a key already
+written gets a ``cato_`` prefix). Nothing is dropped: a value that cannot be mapped (a time
+that does not parse) keeps its own name too. Values are text: numbers as JSON writes them,
+``true``/``false``, arrays joined with ``,`` (as Cato's API writes its lists; an element
+that is an object or array as compact JSON), objects as compact JSON; null fields are left
+out.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from forwarder.formats.times import END_MS, parse_time
 VENDOR = "Cato Networks"
 PRODUCT = "Cato SASE Platform"
 PRODUCT_VERSION = "1.0"
-# The JSON fields that hold the event's time, in order of preference (epoch ms or ISO 8601).
-TIME_FIELDS = ("time", "creationTime")
+# The JSON fields that hold the event's time, in order of preference (epoch ms or ISO 8601):
+# the push feed writes time (epoch ms) and time_str (ISO 8601), the exporter creationTime.
+TIME_FIELDS = ("time", "time_str", "creationTime")
 
 # Cato JSON field -> CEF extension key (rev 25's key names).
 JSON_TO_CEF = {
@@ -44,6 +47,15 @@ JSON_TO_CEF = {
     "domain_name": "dhost",
     "url": "request",
     "event_message": "msg",
+    "event_count": "cnt",  # > 1 when Cato merged repeats: CEF's baseEventCount
+    "event_id": "externalId",
+    "file_name": "fname",
+    "file_size": "fsize",
+    "file_hash": "fileHash",
+    "http_request_method": "requestMethod",
+    "user_agent": "requestClientApplication",
+    "translated_client_ip": "sourceTranslatedAddress",
+    "translated_server_ip": "destinationTranslatedAddress",
 }
 # Cato JSON field -> LEEF attribute (QRadar's predefined keys where there is one).
 JSON_TO_LEEF = {
@@ -59,6 +71,8 @@ JSON_TO_LEEF = {
     "domain_name": "domain",
     "url": "url",
     "event_sub_type": "cat",
+    "translated_client_ip": "srcPostNAT",
+    "translated_server_ip": "dstPostNAT",
 }
 # CEF extension key -> LEEF attribute; other keys keep their names.
 CEF_TO_LEEF = {"spt": "srcPort", "dpt": "dstPort", "suser": "usrName", "smac": "srcMAC", "dmac": "dstMAC"}
@@ -68,7 +82,7 @@ _NOT_KEY = re.compile(r"[^A-Za-z0-9_]")
 
 
 def json_event_time(event: dict[str, Any], now: float | None = None) -> tuple[str, int] | None:
-    """(field, epoch ms) of a JSON event's time: ``time``, else ``creationTime``."""
+    """(field, epoch ms) of a JSON event's time: ``time``, else ``time_str``, else ``creationTime``."""
     for name in TIME_FIELDS:
         value = event.get(name)
         if isinstance(value, bool) or value is None:
@@ -88,7 +102,9 @@ def value_text(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return render_json(value) if isinstance(value, (dict, list)) else str(value)
+    if isinstance(value, list):  # app_stack, categories: "Office365,Microsoft"
+        return ",".join(item if isinstance(item, str) else render_json(item) for item in value)
+    return render_json(value) if isinstance(value, dict) else str(value)
 
 
 _KEYS: dict[str, str] = {}  # field name -> the key it becomes (events repeat their names)

@@ -3,7 +3,7 @@
 - ``passthrough`` (default): the body is the record's text unchanged. Only what the header
   needs is read, without parsing the event: CEF's Severity field (the header split the
   syslog severity always needed) and the time of ``rt=`` (else ``end=``), found by a scan;
-  for JSON, the ``"severity"`` and ``"time"`` (else ``"creationTime"``) members' raw values.
+  for JSON, the ``"severity"`` and ``"time"`` (else ``"time_str"``, ``"creationTime"``) members' raw values.
   Checked on the way (``parser.validate: light``), from the split the severity needs anyway:
   a CEF header has its seven fields and a numeric version and the extension starts with
   ``key=`` (with ``header: none`` nothing is split, so nothing of CEF is checked); JSON
@@ -59,6 +59,7 @@ from forwarder.formats.syslog import (
 _LAST_SECOND = times.END_MS // 1000
 _VERSION = re.compile(rb"CEF:\d+(?:\.\d+)?\Z")
 _EXTENSION_START = re.compile(rb" *(?:\Z|" + cef.KEY_PATTERN.encode() + rb"=)")
+_JSON_TIME_FIELDS = tuple(name.encode() for name in catofields.TIME_FIELDS)
 # What may follow a CEF value: the end of the extension, or the next key.
 _AFTER_VALUE = re.compile(rb"\Z| " + cef.KEY_PATTERN.encode() + rb"=")
 
@@ -358,7 +359,7 @@ class EventEncoder:
         severity = SEVERITY_NOTICE if raw is None else syslog_severity(raw.decode("utf-8", "replace"))
         moment = None
         if self._event_time:
-            for name in (b"time", b"creationTime"):  # as catofields.json_event_time
+            for name in _JSON_TIME_FIELDS:  # as catofields.json_event_time
                 moment = self._time_of(raw_member(text, name))
                 if moment is not None:
                     break

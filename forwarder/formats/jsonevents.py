@@ -42,6 +42,7 @@ def parse_object(text: str) -> dict[str, Any]:
 # UTF-8 kept by parser.invalid_utf8: keep), so every record reads as parse_object reads it.
 _MAYBE_INEXACT = frozenset((float, dict, list))
 _PLAIN = frozenset((str, int))
+_EXACT_ITEMS = frozenset((str, int, bool, type(None)))
 
 
 def read_object(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
@@ -59,9 +60,15 @@ def read_object(raw: bytes) -> tuple[dict[str, Any] | None, bool]:
         return None, False
     if _PLAIN.issuperset(map(type, value.values())):  # the common case: one check for both
         return value, raw.find(b"\\") < 0 or b"\\u0000" not in raw  # memchr first: 0.05 µs, not 0.3
-    if _MAYBE_INEXACT.isdisjoint(map(type, value.values())):
+    kinds = set(map(type, value.values()))
+    if _MAYBE_INEXACT.isdisjoint(kinds):
         return value, False
-    return None, False
+    # Arrays of strings, integers and booleans (the push feed's app_stack, categories) read
+    # exactly too: without this, each such event took json's path (3.5x slower to CEF).
+    if float in kinds or dict in kinds:
+        return None, False
+    lists = (v for v in value.values() if type(v) is list)
+    return (value, False) if all(_EXACT_ITEMS.issuperset(map(type, v)) for v in lists) else (None, False)
 
 
 def load_object(raw: bytes) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class JsonRenderer:
         """The values' texts, None when one is null."""
         if _PLAIN.issuperset(map(type, values)):
             return list(map(str, values))
-        return None if None in values else list(map(value_text, values))
+        return None if None in values else [v if type(v) is str else value_text(v) for v in values]
 
     def _cef_line(
         self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
@@ -145,6 +145,11 @@ class JsonRenderer:
         texts = self._texts(values)
         if texts is None:
             return None
+        marked = shape.template % tuple(texts)  # typed values (arrays, booleans) as text: as above
+        if marked.count(_MARK) == shape.marks:
+            if "\\" in marked or "=" in marked or "\r" in marked or "\n" in marked:
+                marked = cef.escape_value(marked)
+            return head + marked.replace(_MARK, "=")
         return head + shape.template.replace(_MARK, "=") % tuple(map(cef.escape_value, texts))
 
     def _leef_line(

@@ -19,8 +19,14 @@ files_done_total                   counter    objects delivered completely
 files_quarantined_total            counter    objects given up on (on_bad_file: quarantine)
 gaps_total, files_missing_total    counter    gaps seen, and the objects missing in them
 batch_ack_seconds                  histogram  from sending a batch to its acknowledgement
-files_pending                      gauge      objects still to deliver (NaN: not listed)
+sqs_messages_ignored_total         counter    queue messages deleted with nothing to deliver, by
+                                              ``reason``: test_event, other_event, other_prefix,
+                                              duplicate (events_integration, discovery: sqs)
+files_pending                      gauge      objects still to deliver (NaN: not listed; SQS:
+                                              objects received and not done)
 bytes_pending                      gauge      their size
+oldest_pending_age_seconds         gauge      now - S3 time of the oldest of them (0: none)
+ledger_objects                     gauge      objects the ledger names as done (events_integration)
 lag_seconds                        gauge      newest object's time - delivered object's time
 newest_file_timestamp_seconds      gauge      S3 LastModified of the newest object seen
 delivered_file_timestamp_seconds   gauge      ... of the object delivered last
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,12 +61,14 @@ from forwarder.core.observer import Observer
 from forwarder.observe.health import Health
 from forwarder.observe.progress import Backlog
 from forwarder.sources.base import Gap, LogObject
+from forwarder.sources.ledger import ledger_size
 
 # Measured on loopback (rsyslog, 58 batches of 1000 events): a quarter within 1 ms, median
 # ~2.5 ms, all within 25 ms. A WAN adds its round trip; a stalled collector takes up to
 # output.ack_timeout_secs (30 s by default).
 ACK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 DEAD_REASONS = ("bad_record", "too_big")
+IGNORED_REASONS = ("test_event", "other_event", "other_prefix", "duplicate")
 ALTERED_REASONS = ("invalid_utf8", "truncated", "split")
 
 
@@ -90,6 +99,11 @@ class Metrics:
         self.quarantined = counter("files_quarantined_total", "Objects given up on (quarantined).")
         self.gaps = counter("gaps_total", "Gaps seen: runs of objects missing from the source.")
         self.missing = counter("files_missing_total", "Objects missing in the gaps seen.")
+        self.ignored = counter(
+            "sqs_messages_ignored_total",
+            "Queue messages deleted with nothing to deliver, by reason.",
+            ("reason",),
+        )
         self.ack = Histogram(
             "forwarder_batch_ack_seconds",
             "Seconds from sending a batch to its acknowledgement.",
@@ -123,6 +137,8 @@ class Metrics:
             _remove(self.dead, (name, reason))
         for reason in ALTERED_REASONS:
             _remove(self.altered, (name, reason))
+        for reason in IGNORED_REASONS:
+            _remove(self.ignored, (name, reason))
 
 
 def _remove(metric: Any, labels: tuple[str, ...]) -> None:
@@ -145,6 +161,7 @@ class PipelineMetrics(Observer):
         self._gaps = metrics.gaps.labels(name)
         self._missing = metrics.missing.labels(name)
         self._ack = metrics.ack.labels(name)
+        self._ignored = {reason: metrics.ignored.labels(name, reason) for reason in IGNORED_REASONS}
 
     def read(self, count: int) -> None:
         self._read.inc(count)
@@ -175,6 +192,9 @@ class PipelineMetrics(Observer):
         self._gaps.inc()
         self._missing.inc(gap.missing)
 
+    def message_ignored(self, reason: str) -> None:
+        self._ignored[reason].inc()
+
 
 class _StateCollector(Collector):
     """Gauges read from each pipeline's backlog and health at each scrape."""
@@ -200,6 +220,10 @@ class _StateCollector(Collector):
             for name, doc, value in (
                 ("files_pending", "Objects still to deliver (NaN: not listed).", state.pending_files),
                 ("bytes_pending", "Bytes of the objects still to deliver.", state.pending_bytes),
+                ("oldest_pending_age_seconds", "Seconds since the oldest object to deliver was written.",
+                 _age(state.oldest_pending_time, state.pending_files)),
+                ("ledger_objects", "Objects the ledger names as done (events_integration).",
+                 _number(ledger_size(cursor))),
                 ("lag_seconds", "Newest object's time minus the delivered object's time.", state.lag_secs),
                 ("newest_file_timestamp_seconds", "S3 LastModified of the newest object seen.",
                  _known(state.newest_file_time)),
@@ -221,6 +245,12 @@ class _StateCollector(Collector):
                 gauge("collector_up", "1 when the collector acknowledges, 0 when not.", pipeline,
                       _flag(check.ok), collector=label)  # fmt: skip
         yield from families.values()
+
+
+def _age(epoch: float, pending: float) -> float:
+    if math.isnan(pending):
+        return math.nan
+    return max(0.0, time.time() - epoch) if epoch else 0.0
 
 
 def _flag(ok: bool | None) -> float:

@@ -46,6 +46,7 @@ class BacklogState:
     newest_file_time: float  # epoch seconds; 0 = not known
     delivered_file_time: float
     position: Position | None
+    oldest_pending_time: float = 0.0  # S3 time of the oldest object still to send; 0 = none or not known
 
 
 class Backlog(Observer):
@@ -89,12 +90,14 @@ class Backlog(Observer):
         and the lag."""
         pending, position = self._pending, self.position
         pending_files = pending_bytes = NAN
+        oldest = 0.0
         if pending is not None:
             objects = list(pending.values())
             pending_files, pending_bytes = float(len(objects)), float(sum(o.size for o in objects))
+            oldest = min((o.modified for o in objects if o.modified), default=0.0)
         newest, delivered = self._newest_found, self._delivered_time
         lag = max(0.0, newest - delivered) if newest and delivered else NAN
-        return BacklogState(pending_files, pending_bytes, lag, newest, delivered, position)
+        return BacklogState(pending_files, pending_bytes, lag, newest, delivered, position, oldest)
 
 
 class Progress(Observer):

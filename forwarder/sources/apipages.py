@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forwarder.config import CatoApiAccess
 from forwarder.errors import FetchError
@@ -61,13 +62,24 @@ class PagedSource:
     def id(self) -> str:
         return f"cato-api://{self._api.host}/{self.operation}"
 
-    def inside(self, obj: LogObject, cursor: Cursor | None = None) -> Cursor:
+    def inside(self, obj: LogObject, cursor: Cursor) -> Cursor:
         page: Page = obj.ref
         return page.inside
 
     def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
         page: Page = obj.ref
         return page.after
+
+    def identity(self, obj: LogObject) -> dict[str, Any]:
+        """A page is named by the cursor it was fetched with."""
+        page: Page = obj.ref
+        return {"page": obj.key, **page.inside}
+
+    def committed(self, cursor: Cursor) -> None:
+        """Nothing to let go of: the marker in the checkpoint is all the API needs."""
+
+    def close(self) -> None:
+        self._api.close()
 
     def pending(self, cursor: Cursor) -> Iterator[LogObject]:
         """The pages from *cursor* on (``_pages``), fetched one by one as they are taken."""

@@ -7,15 +7,22 @@ cursor of the object in progress and how many of its records are delivered — a
 nothing else about it:
 
 - ``start()``: where a pipeline without a checkpoint begins (``source.start``);
-- ``inside(obj)``: the cursor while *obj* is being delivered (equal for the same object,
-  so a restart knows to skip the records already delivered);
+- ``inside(obj, cursor)``: the cursor while *obj* is being delivered, *cursor* being the
+  one before (equal for the same object and the same cursor before, and
+  ``inside(obj, inside(obj, c)) == inside(obj, c)``: so a restart knows to skip the records
+  already delivered);
 - ``after(obj, cursor)``: the cursor once all of *obj* is delivered;
 - ``pending(cursor)``: the objects still to deliver from *cursor* on, in order; the first
   may be the one the cursor is inside.
 
 What "next", "gap" and "done" mean belongs to the source: a log exporter counts sequence
 numbers, an S3 integration keeps a ledger of objects done, an API keeps a marker. An
-object that comes after missing ones carries a ``Gap`` for the pipeline to report.
+object that comes after missing ones carries a ``Gap`` for the pipeline to report; one
+the source gives up on without reading it (an SQS message received too often, an object
+replaced after it was delivered) carries the reason in ``quarantine``, and the pipeline
+quarantines it. Two hooks let a source hold something outside the checkpoint (SQS
+messages): ``committed(cursor)`` once a checkpoint holding *cursor* is durable, and
+``close()`` when the pipeline stops.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class LogObject:
     modified: float = 0.0  # when it was written, epoch seconds (0: not known)
     ref: Any = None  # what the source needs to know it again (a sequence number, an ETag...)
     gap: Gap | None = None  # objects missing before this one
+    quarantine: str = ""  # why the source gives up on it unread: the pipeline quarantines it
 
 
 class Source(Protocol):
@@ -81,12 +89,28 @@ class Source(Protocol):
         """The objects still to deliver from *cursor* on, in delivery order."""
         ...
 
-    def inside(self, obj: LogObject) -> Cursor:
-        """The cursor while *obj* is being delivered."""
+    def inside(self, obj: LogObject, cursor: Cursor) -> Cursor:
+        """The cursor while *obj* is being delivered (*cursor*: the one before, or already
+        inside *obj*)."""
         ...
 
     def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
         """The cursor once every record of *obj* is delivered (*cursor*: the one before)."""
+        ...
+
+    def identity(self, obj: LogObject) -> dict[str, Any]:
+        """*obj* as the quarantine list and the checkpoint's notes name it: a small JSON
+        object (``{"sequence": 7007, "key": "..."}``)."""
+        ...
+
+    def committed(self, cursor: Cursor) -> None:
+        """A checkpoint holding *cursor* is durable: let go of what it records as done (an
+        SQS message is deleted). Most sources hold nothing: a no-op."""
+        ...
+
+    def close(self) -> None:
+        """The pipeline stops: give back what is held (SQS messages not done become visible
+        to other readers at once). Most sources hold nothing: a no-op."""
         ...
 
     def fetch(self, obj: LogObject) -> Path:

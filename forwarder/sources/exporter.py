@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from forwarder.config import SourceConfig
 from forwarder.errors import ConfigError, CredentialsError, ForwarderError
@@ -115,8 +115,17 @@ class LogExporterSource:
 
     # --- the cursor ----------------------------------------------------------------------
 
-    def inside(self, obj: LogObject) -> Cursor:
+    def inside(self, obj: LogObject, cursor: Cursor) -> Cursor:
+        return self.identity(obj)
+
+    def identity(self, obj: LogObject) -> dict[str, Any]:
         return {"sequence": obj.ref, "key": obj.key}
+
+    def committed(self, cursor: Cursor) -> None:
+        """Nothing is held outside the checkpoint."""
+
+    def close(self) -> None:
+        """Nothing is held."""
 
     def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
         return {"sequence": obj.ref, "key": obj.key, "complete": True}
@@ -162,7 +171,7 @@ class LogExporterSource:
                 return None
             first = bounds[0] if start == "earliest" else bounds[1]
         log.info("no checkpoint yet: starting at file %d (source.start: %s)", first.ref, start)
-        return self.inside(first)
+        return self.identity(first)
 
     def pending(self, cursor: Cursor) -> Iterator[LogObject]:
         """The files from the cursor's on; one after a jump in numbers carries the Gap."""

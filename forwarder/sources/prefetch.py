@@ -85,6 +85,9 @@ class Prefetcher:
             for obj in self._source.pending(self._cursor):
                 if wait and not self._take_room(obj):
                     return
+                if obj.quarantine:  # given up on unread: nothing to download
+                    yield Fetched(obj, None, None)
+                    continue
                 try:
                     path = self._source.fetch(obj)
                 except Exception as exc:  # handed to the consumer in the file's place

@@ -78,7 +78,7 @@ def _shared_loader() -> botocore.loaders.Loader:
 
 
 # botocore sessions are not safe to build from several threads at once (pipelines start together).
-_BUILDING = threading.Lock()
+BUILDING = threading.Lock()
 
 
 def _core_session() -> botocore.session.Session:
@@ -88,8 +88,9 @@ def _core_session() -> botocore.session.Session:
     return core
 
 
-def _session(access: S3Access) -> boto3.session.Session:
-    """A boto3 session with the source's credentials; with role_arn, ones that assume it."""
+def aws_session(access: S3Access) -> boto3.session.Session:
+    """A boto3 session with the source's credentials; with role_arn, ones that assume it
+    (build clients from it under BUILDING)."""
     base = boto3.session.Session(
         botocore_session=_core_session(),
         aws_access_key_id=access.access_key_id or None,
@@ -119,7 +120,7 @@ def _session(access: S3Access) -> boto3.session.Session:
 
 
 def _client(access: S3Access) -> Any:
-    session = _session(access)
+    session = aws_session(access)
     # botocore's "max_attempts" counts retries only; s3_max_attempts includes the first try
     retries: Any = {"mode": access.s3_retry_mode, "total_max_attempts": access.s3_max_attempts}
     config = botocore.config.Config(
@@ -140,7 +141,7 @@ def make_s3_client(access: S3Access) -> Any:
     ConfigError naming the key.
     """
     try:
-        with _BUILDING:
+        with BUILDING:
             return _client(access)
     except botocore.exceptions.ProfileNotFound as exc:
         raise ConfigError(f"source.profile: {exc} (check the name and the shared credentials file)") from None

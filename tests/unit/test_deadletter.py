@@ -39,8 +39,17 @@ class OneFile:
         if not cursor.get("done"):
             yield LogObject(KEY, len(self._body))
 
-    def inside(self, obj: LogObject) -> Cursor:
+    def inside(self, obj: LogObject, cursor: Cursor) -> Cursor:
         return {"object": obj.key}
+
+    def identity(self, obj: LogObject) -> dict[str, str]:
+        return {"key": obj.key}
+
+    def committed(self, cursor: Cursor) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
         return {"object": obj.key, "done": True}

@@ -306,6 +306,17 @@ def test_read_object_takes_the_exporters_objects() -> None:
     assert read_object(b'{"a": true}') == ({"a": True}, False)
 
 
+def test_read_object_takes_the_push_feeds_arrays_of_texts_numbers_and_booleans() -> None:
+    """The Events Integration's arrays (app_stack, categories, custom_category_id) of strings,
+    integers and booleans are read by orjson; an array holding a float or an object is not."""
+    assert read_object(b'{"app_stack": ["Office365", "HTTPS"], "ids": [12, 7], "on": [true]}') == (
+        {"app_stack": ["Office365", "HTTPS"], "ids": [12, 7], "on": [True]},
+        False,
+    )
+    assert read_object(b'{"a": [1, 2.5]}') == (None, False)
+    assert read_object(b'{"a": [{"b": 1}]}') == (None, False)
+
+
 def test_without_orjson_json_reads_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonevents, "orjson", None)
     assert read_object(b'{"a": 1}') == (None, False)
