@@ -14,6 +14,7 @@ import logging
 import socketserver
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -134,7 +135,7 @@ def run_demo(files: int = 4, events: int = 6) -> int:
                     f"\n3. The collector received {len(listener.received)} of {expected} events, "
                     "in order (files by sequence number: 9999 before 10000)."
                 )
-                checkpoint = pipeline.store.path
+                checkpoint = Path(pipeline.store.where)
                 print(f"4. The checkpoint ({checkpoint}):\n\n{_indent(checkpoint.read_text())}")
                 second = pipeline.run_pass()
                 print(f"5. A second pass sent {second} events: everything was already delivered.")

@@ -14,7 +14,9 @@ It owns the delivery guarantee (at least once, in order):
   and delivery goes on;
 - records not sent as they were (bad, repaired, cut to size) are reported
   (``core.reports``), and the dead-letter file is made durable before the checkpoint
-  moves past them.
+  moves past them;
+- a pipeline a fleet shares asks its fence (``core.fence``) before every save, as
+  delivery does before every send: once its lease is lost it stops (LeaseLost).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step
-from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.checkpoint import Checkpoint, Position
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
+from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
 from forwarder.core.reading import Batch, ReadSettings, read_batches
 from forwarder.core.reports import Reports, RunStats
@@ -58,7 +61,7 @@ class Pipeline:
         self,
         name: str,
         source: Source,
-        store: CheckpointStore,
+        store: Checkpoint,
         encoder: EventEncoder,
         delivery: Delivery,
         dead_letter: DeadLetter,
@@ -66,6 +69,7 @@ class Pipeline:
         settings: PipelineSettings,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
+        fence: Fence = UNFENCED,
     ) -> None:
         self.name = name
         self.source = source
@@ -77,6 +81,7 @@ class Pipeline:
         self._settings = settings
         self.observer = observer or Observer()
         self.stop = stop or threading.Event()
+        self.fence = fence
         self.stats = RunStats()
         self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
         self.position: Position | None = None
@@ -106,7 +111,7 @@ class Pipeline:
         unless *force*."""
         if self.position is not None and not force:
             raise ConfigError(
-                f"{self.store.path}: a checkpoint exists already (at "
+                f"{self.store.where}: a checkpoint exists already (at "
                 f"{self.source.describe(self.position.cursor, self.position.records)}); "
                 "add --force to replace it"
             )
@@ -280,6 +285,7 @@ class Pipeline:
         self._save(Position(self.source.after(obj, self.position.cursor), records))
 
     def _save(self, position: Position | None) -> None:
+        self.fence.check()  # a forwarder that lost the pipeline writes nothing more for it
         self.dead_letter.commit()  # before the checkpoint moves past the records it names
         self.store.save(position)
         self.position = position

@@ -5,7 +5,11 @@ retries on its own; the others go on. ``stop()`` (SIGTERM) asks every pipeline t
 its batch in flight and save; ``reload(config)`` (SIGHUP) starts the pipelines added,
 stops the ones removed, restarts the ones whose settings changed and leaves the rest
 alone. A pipeline that stops on an error it cannot get past (a corrupt or unwritable
-checkpoint) says so once, in the log and on /readyz; the others go on.
+checkpoint) says so once, in the log and on /readyz; the others go on. A fleet's pipeline
+whose lease this forwarder lost (LeaseLost) stops quietly: it is not failing, it moved to
+another forwarder; ``forwarder.coordination`` decides which pipelines run here and tells
+the runner with ``reload`` (its *reason* names who asked, its *restart* the pipelines to
+start again although their settings did not change: a lease taken anew).
 
 Threads, not processes: the work is waiting on S3 and collectors, and the encoding is
 light; ``benchmarks/pipelines.py`` measures 200 idle pipelines and 20 busy ones.
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from forwarder.config import Config, PipelineConfig
@@ -24,7 +28,7 @@ from forwarder.core.delivery import Stopped
 from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline
 from forwarder.core.reports import RunStats
-from forwarder.errors import ForwarderError
+from forwarder.errors import ForwarderError, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,8 @@ class Runner:
                 pipeline.run_forever()
         except Stopped:
             pass
+        except LeaseLost as exc:
+            log.warning("%s; this forwarder sends and saves nothing more for it", exc)
         except ForwarderError as exc:
             self._failed(worker, observer, exc)
         except BaseException as exc:
@@ -123,14 +129,18 @@ class Runner:
         for worker in list(self.workers.values()):
             worker.stop.set()
 
-    def reload(self, config: Config) -> None:
+    def reload(self, config: Config, reason: str = "SIGHUP", restart: Collection[str] = ()) -> None:
         """Start added pipelines, stop removed ones, restart changed ones (and ones that stopped on
-        an error: a reload is how to retry them once fixed); the rest go on."""
+        an error: a reload is how to retry them once fixed, and those named in *restart*); the
+        rest go on. *reason* begins the log lines."""
         wanted = {p.name: p for p in config.pipelines}
         going = [
             name
             for name, worker in self.workers.items()
-            if wanted.get(name) != worker.config or worker.thread is None or not worker.thread.is_alive()
+            if wanted.get(name) != worker.config
+            or worker.thread is None
+            or not worker.thread.is_alive()
+            or name in restart
         ]
         for name in going:
             self.workers[name].stop.set()
@@ -141,11 +151,11 @@ class Runner:
             with self._lock:
                 del self.workers[name]
             self.finished.append(worker)
-            log.info("SIGHUP: pipeline %s %s", name, "restarting" if name in wanted else "removed")
+            log.info("%s: pipeline %s %s", reason, name, "restarting" if name in wanted else "removed")
         for name, pipeline in wanted.items():
             if name not in self.workers:
                 if not any(w.config.name == name for w in self.finished):
-                    log.info("SIGHUP: pipeline %s added", name)
+                    log.info("%s: pipeline %s added", reason, name)
                 self._start(pipeline)
 
     def stats(self) -> RunStats:
