@@ -8,8 +8,7 @@ alone. A pipeline that stops on an error it cannot get past (a corrupt or unwrit
 checkpoint) says so once, in the log and on /readyz; the others go on. A fleet's pipeline
 whose lease this forwarder lost (LeaseLost) stops quietly: it is not failing, it moved to
 another forwarder; ``forwarder.coordination`` decides which pipelines run here and tells
-the runner with ``reload`` (its *reason* names who asked, its *restart* the pipelines to
-start again although their settings did not change: a lease taken anew).
+the runner with ``reload`` (its *reason* names who asked).
 
 Threads, not processes: the work is waiting on S3 and collectors, and the encoding is
 light; ``benchmarks/pipelines.py`` measures 200 idle pipelines and 20 busy ones.
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from forwarder.config import Config, PipelineConfig
@@ -80,6 +79,9 @@ class Runner:
         try:
             pipeline = worker.pipeline = self._build(worker.config, worker.stop, observer)
             pipeline.open()
+        except LeaseLost as exc:
+            log.warning("%s; not started here", exc)
+            return
         except ForwarderError as exc:
             self._failed(worker, observer, exc)
             return
@@ -129,18 +131,15 @@ class Runner:
         for worker in list(self.workers.values()):
             worker.stop.set()
 
-    def reload(self, config: Config, reason: str = "SIGHUP", restart: Collection[str] = ()) -> None:
+    def reload(self, config: Config, reason: str = "SIGHUP") -> None:
         """Start added pipelines, stop removed ones, restart changed ones (and ones that stopped on
-        an error: a reload is how to retry them once fixed, and those named in *restart*); the
-        rest go on. *reason* begins the log lines."""
+        an error: a reload is how to retry them once fixed); the rest go on. *reason* begins
+        the log lines."""
         wanted = {p.name: p for p in config.pipelines}
         going = [
             name
             for name, worker in self.workers.items()
-            if wanted.get(name) != worker.config
-            or worker.thread is None
-            or not worker.thread.is_alive()
-            or name in restart
+            if wanted.get(name) != worker.config or worker.thread is None or not worker.thread.is_alive()
         ]
         for name in going:
             self.workers[name].stop.set()

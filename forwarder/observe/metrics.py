@@ -35,6 +35,15 @@ stuck_seconds                      gauge      time held on an object that cannot
 ready                              gauge      1 when /readyz says this pipeline is ready
 =================================  =========  ===========================================
 
+In a fleet (``coordination.kind: s3``) two more, labelled ``forwarder`` (this forwarder's
+id) instead of ``pipeline``:
+
+=================================  =========  ===========================================
+pipelines_owned                    gauge      pipelines whose lease this forwarder holds
+lease_renew_failures_total         counter    lease renewals S3 did not answer (each one
+                                              logged with its pipeline)
+=================================  =========  ===========================================
+
 Counters start at zero with each process (Prometheus' ``rate``/``increase`` handle that);
 what the checkpoint keeps across restarts (gaps, quarantine) is in ``forwarder status``.
 """
@@ -46,7 +55,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -106,8 +115,25 @@ class Metrics:
         self.state = {**self.state, name: (backlog, health)}
         return PipelineMetrics(self, name)
 
+    def fleet(self, forwarder: str) -> FleetMetrics:
+        """The observer of this forwarder's part in a fleet (``forwarder.coordination``)."""
+        owned = Gauge(
+            "forwarder_pipelines_owned",
+            "Pipelines whose lease this forwarder holds.",
+            ("forwarder",),
+            registry=self.registry,
+        )
+        failures = Counter(
+            "forwarder_lease_renew_failures_total",
+            "Lease renewals S3 did not answer.",
+            ("forwarder",),
+            registry=self.registry,
+        )
+        return FleetMetrics(owned.labels(forwarder), failures.labels(forwarder))
+
     def forget(self, name: str) -> None:
-        """Pipeline *name* is gone (a reload removed it): its series leave /metrics."""
+        """Pipeline *name* is gone (a reload removed it, or its lease moved to another
+        forwarder): its series leave /metrics."""
         self.state = {k: v for k, v in self.state.items() if k != name}
         singles: tuple[Any, ...] = (
             self.read,
@@ -128,6 +154,21 @@ class Metrics:
 def _remove(metric: Any, labels: tuple[str, ...]) -> None:
     with contextlib.suppress(KeyError):  # never reported
         metric.remove(*labels)
+
+
+class FleetMetrics:
+    """This forwarder's fleet series: pipelines owned, renewals S3 did not answer."""
+
+    def __init__(self, owned: Any, failures: Any) -> None:
+        self._owned = owned
+        self._failures = failures
+        owned.set(0)
+
+    def held(self, count: int) -> None:
+        self._owned.set(count)
+
+    def renew_failed(self, pipeline: str) -> None:
+        self._failures.inc()
 
 
 class PipelineMetrics(Observer):
