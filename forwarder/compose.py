@@ -26,7 +26,8 @@ from forwarder.config import (
     SourceConfig,
 )
 from forwarder.config.checks import state_files
-from forwarder.coordination.coordinator import Coordinator, FleetObserver, default_id
+from forwarder.coordination.coordinator import Coordinator, FleetObserver
+from forwarder.coordination.members import default_id
 from forwarder.coordination.objects import Objects
 from forwarder.coordination.state import S3Checkpoint, S3DeadLetter, S3Quarantine
 from forwarder.coordination.view import FleetView

@@ -24,8 +24,6 @@ over at their next round instead of waiting for expiry. With ``greedy`` (``run -
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,9 +31,9 @@ from typing import Protocol
 
 from forwarder.config import S3Coordination
 from forwarder.coordination.balance import View, plan, share
-from forwarder.coordination.lease import Lease, expired, lease_key, pipeline_of, read_lease
-from forwarder.coordination.objects import Listed, Objects, Refused, document, verify_conditions
-from forwarder.core.checkpoint import now_text
+from forwarder.coordination.lease import Lease, lease_key, pipeline_of, read_lease
+from forwarder.coordination.members import Members
+from forwarder.coordination.objects import Listed, Objects, Refused, verify_conditions
 from forwarder.errors import FetchError
 
 log = logging.getLogger(__name__)
@@ -55,12 +53,6 @@ class _Quiet:
 
     def renew_failed(self, pipeline: str) -> None:
         """Nothing."""
-
-
-def default_id() -> str:
-    """host-pid-random: unique among the forwarders of a fleet."""
-    host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}-{os.urandom(2).hex()}"
 
 
 class Coordinator:
@@ -88,10 +80,9 @@ class Coordinator:
         self._ops = threading.Lock()  # one S3 operation on a lease at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._member_etag = ""
+        self._members = Members(objects, forwarder_id, settings.lease_secs, settings.grace_secs)
         self.forwarders = 1
         self.status: tuple[bool, str] = (False, "not started")
-        self._started = now_text()
 
     # --- the runner's side ------------------------------------------------------------
 
@@ -99,7 +90,7 @@ class Coordinator:
         """Check the store's conditional writes, announce this forwarder, and start the rounds
         (greedy: take every free lease first). ConfigError when the store ignores conditions."""
         verify_conditions(self.objects, self.me)
-        self._heartbeat()
+        self._members.beat([])
         log.info(
             "coordination: forwarder %s joins the fleet at %s (leases of %gs)",
             self.me,
@@ -140,9 +131,8 @@ class Coordinator:
                 self._release(lease)
             self._forget(lease)
         try:
-            if self._member_etag:
-                self.objects.delete(f"members/{self.me}.json", self._member_etag)
-        except (FetchError, Refused) as exc:
+            self._members.leave()
+        except FetchError as exc:
             log.warning("coordination: heartbeat of %s not removed (%s); it expires by itself", self.me, exc)
 
     def _forget(self, lease: Lease) -> None:
@@ -166,10 +156,9 @@ class Coordinator:
         """Renew, heartbeat, and (with *balance*) balance: one round."""
         renewed = all([self._renew(lease) for lease in list(self._leases.values()) if not lease.lost])
         try:
-            self._heartbeat()
-            members, now = self.objects.list("members/")
-            fresh = {m.key for m in members if not expired(m.modified, now, *self._expiry)}
-            self.forwarders = 1 if self._greedy else len(fresh | {f"members/{self.me}.json"})
+            self._members.beat(list(self.wanted()))
+            alive = {name for name, _ in self._members.alive()}
+            self.forwarders = 1 if self._greedy else len(alive | {self.me})
             if balance:
                 self._balance()
         except FetchError as exc:
@@ -188,48 +177,40 @@ class Coordinator:
     def _expiry(self) -> tuple[float, float]:
         return self.settings.lease_secs, self.settings.grace_secs
 
-    def _heartbeat(self) -> None:
-        body = {
-            "forwarder": self.me,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "started_at": self._started,
-            "renewed_at": now_text(),
-            "pipelines": sorted(self.wanted()),
-        }
-        self._member_etag = self.objects.put(f"members/{self.me}.json", document(body))
-
     def _renew(self, lease: Lease) -> bool:
         """Renew *lease*; False when S3 did not answer."""
-        serial = lease.serial + 1
+        key = lease_key(lease.pipeline)
         with self._ops:
             if lease.lost or self._leases.get(lease.pipeline) is not lease:
                 return True  # released meanwhile
-            sent = self._clock()
             try:
-                try:
-                    etag = self.objects.put(lease_key(lease.pipeline), lease.body(serial), match=lease.etag)
-                except Refused:
-                    stored = self.objects.get(lease_key(lease.pipeline))
-                    if stored is None or not lease.is_mine(stored.body, serial):
-                        data = read_lease(stored.body) if stored is not None else {}
-                        by = f"taken over by {data.get('owner', '?')} (epoch {data.get('epoch', '?')})"
-                        self._lose(lease, by if stored is not None else "its lease object is gone")
-                        return True
-                    etag = stored.etag  # the renewal landed; its answer got lost
+                for _ in range(2):
+                    serial, sent = lease.serial + 1, self._clock()
+                    try:
+                        etag = self.objects.put(key, lease.body(serial), match=lease.etag)
+                    except Refused:
+                        stored = self.objects.get(key)
+                        if stored is None or not lease.wrote(stored.body):
+                            data = read_lease(stored.body) if stored is not None else {}
+                            by = f"taken over by {data.get('owner', '?')} (epoch {data.get('epoch', '?')})"
+                            self._lose(lease, by if stored is not None else "its lease object is gone")
+                            return True
+                        # An earlier renewal landed though its answer was lost: when it was sent
+                        # is not known, so the deadline waits for a renewal answered now.
+                        lease.adopt(stored.etag, read_lease(stored.body).get("serial", serial))
+                        continue
+                    lease.renewed(etag, serial, sent)
+                    return True
             except FetchError as exc:
                 self.observer.renew_failed(lease.pipeline)
-                left = lease.deadline - self._clock()
                 log.warning(
                     "pipeline %s: lease not renewed (%s); it runs out in %.1fs",
                     lease.pipeline,
                     exc,
-                    left,
+                    lease.deadline - self._clock(),
                     extra={"pipeline": lease.pipeline},
                 )
-                return False
-            lease.renewed(etag, serial, sent)
-        return True
+            return False
 
     def _lose(self, lease: Lease, reason: str) -> None:
         if lease.lose(reason):

@@ -133,7 +133,13 @@ class Lease:
                 self.etag, self.serial = etag, serial
                 self.deadline = sent_at + self.lease_secs
 
-    def is_mine(self, body: bytes, serial: int) -> bool:
-        """True when *body* (read back after an unclear answer) is this owner's write *serial*."""
-        data = read_lease(body)
-        return data.get("tenure") == self.tenure and data.get("serial") == serial
+    def adopt(self, etag: str, serial: int) -> None:
+        """The lease object is this owner's write *serial* after all (its answer was lost):
+        go on from it; the deadline stays."""
+        with self._lock:
+            self.etag, self.serial = etag, serial
+
+    def wrote(self, body: bytes) -> bool:
+        """True when *body* (read back after a refusal) was written in this tenure: only this
+        owner writes with it, so it is this owner's latest write, whose answer got lost."""
+        return read_lease(body).get("tenure") == self.tenure

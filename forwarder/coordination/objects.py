@@ -32,7 +32,8 @@ from typing import Any
 import botocore.exceptions
 
 from forwarder.errors import ConfigError, CredentialsError
-from forwarder.sources.s3 import describe_s3_error, epoch_of, s3_url
+from forwarder.sources.s3 import epoch_of, s3_url
+from forwarder.sources.s3client import describe_s3_error
 
 log = logging.getLogger(__name__)
 

@@ -158,7 +158,7 @@ class S3Checkpoint(Checkpoint):
             write_while_leased(lease, "the checkpoint", lambda: self._write(position, self._etag))
         except Refused:
             stored = self._objects.get(self._key)
-            if stored is not None and lease.is_mine(stored.body, self._serial):
+            if stored is not None and lease.wrote(stored.body):
                 self._etag, self.position = stored.etag, position  # it was ours: the answer got lost
                 return
             writer = _writer(stored.body) if stored is not None else "nobody (it was deleted)"

@@ -9,6 +9,7 @@ from typing import Any
 
 from forwarder.config import S3Coordination
 from forwarder.coordination.lease import expired, lease_key, read_lease
+from forwarder.coordination.members import Members
 from forwarder.coordination.objects import Objects
 from forwarder.coordination.state import S3Checkpoint, state_key
 from forwarder.errors import FetchError
@@ -42,13 +43,7 @@ class FleetView:
 
     def members(self) -> list[tuple[str, float]]:
         """The forwarders whose heartbeat is fresh, with its age in seconds."""
-        listed, now = self.objects.list("members/")
-        expiry = self.settings.lease_secs, self.settings.grace_secs
-        return [
-            (item.key.removeprefix("members/").removesuffix(".json"), now - item.modified)
-            for item in listed
-            if not expired(item.modified, now, *expiry)
-        ]
+        return Members(self.objects, "", self.settings.lease_secs, self.settings.grace_secs).alive()
 
     def holder(self, pipeline: str) -> Holder | None:
         """Who holds *pipeline*'s lease (None: nobody)."""
