@@ -34,6 +34,7 @@ from forwarder.coordination.balance import View, plan, share
 from forwarder.coordination.lease import Lease, lease_key, pipeline_of, read_lease
 from forwarder.coordination.members import Members
 from forwarder.coordination.objects import Listed, Objects, Refused, verify_conditions
+from forwarder.coordination.state import state_key
 from forwarder.errors import FetchError
 
 log = logging.getLogger(__name__)
@@ -248,14 +249,19 @@ class Coordinator:
 
     def _take(self, name: str, seen: Listed | None) -> bool:
         """Take the lease of *name* over the version *seen* listed (none: create it); False
-        when another forwarder was quicker."""
+        when another forwarder was quicker. The epoch goes on from the last one that wrote
+        the pipeline's checkpoint when the lease was released (deleted)."""
         key = lease_key(name)
-        epoch, match = 1, ""
-        if seen is not None:  # expired (or still ours): over exactly that version
+        match, before = "", ""
+        if seen is None:
+            stored = self.objects.get(state_key(name, "checkpoint.json"))
+            epoch = read_lease(stored.body).get("epoch", 0) + 1 if stored is not None else 1
+        else:  # expired (or still ours): over exactly that version
             stored = self.objects.get(key)
             if stored is None or stored.etag != seen.etag:
                 return False  # renewed, taken or released since the listing
-            epoch, match = read_lease(stored.body).get("epoch", 0) + 1, seen.etag
+            data = read_lease(stored.body)
+            epoch, match, before = data.get("epoch", 0) + 1, seen.etag, f" from {data.get('owner', '?')}"
         lease = Lease(name, self.me, epoch, "", 0.0, self.settings.lease_secs, clock=self._clock)
         sent = self._clock()
         try:
@@ -265,7 +271,7 @@ class Coordinator:
         lease.renewed(etag, 1, sent)
         self._leases[name] = lease
         self._lost_etags.pop(name, None)
-        log.info("pipeline %s: lease taken (epoch %d)", name, epoch, extra={"pipeline": name})
+        log.info("pipeline %s: lease taken%s (epoch %d)", name, before, epoch, extra={"pipeline": name})
         return True
 
     def _release(self, lease: Lease) -> None:

@@ -95,7 +95,7 @@ class Lease:
             late = self.clock() - self.deadline
             self.lose(f"not renewed in time (its {self.lease_secs:g}s ran out {late:.1f}s ago)")
         if self.lost:
-            raise LeaseLost(f"pipeline {self.pipeline}: lease lost ({self.lost})")
+            raise LeaseLost(f"pipeline {self.pipeline}: lease lost: {self.lost}")
 
     def lose(self, reason: str) -> bool:
         """Mark the lease lost for *reason*; False when it was lost already."""

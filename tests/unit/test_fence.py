@@ -29,7 +29,7 @@ class Closing:
     def check(self) -> None:
         self.checks += 1
         if self.checks > self.open_for:
-            raise LeaseLost("pipeline default: lease lost (taken over by fwd-b (epoch 2))")
+            raise LeaseLost("pipeline default: lease lost: taken over by fwd-b (epoch 2)")
 
 
 def fenced(tmp_path: Path, fence: Closing, transport: FakeTransport) -> Pipeline:
