@@ -267,3 +267,26 @@ def test_objects_name_their_place_in_errors(s3: Any) -> None:
     objects: Objects = coordination_objects(settings(s3.endpoint_url, bucket="no-such-bucket"))
     with pytest.raises(Exception, match=r"s3://no-such-bucket/fleet/members/: NoSuchBucket"):
         objects.list("members/")
+
+
+def test_requests_per_round_are_what_the_readme_counts(s3: Any, state: Any) -> None:
+    """Settled (each at its share), a forwarder's round costs one PUT per lease it holds, one
+    PUT of its heartbeat and one LIST of the members — nothing more (README "Running a fleet")."""
+    with S3Proxy(s3.endpoint_url) as proxy:
+        fleet = [coordinator(proxy.endpoint_url, me, NAMES) for me in ("fwd-a", "fwd-b", "fwd-c")]
+        settle(*fleet)
+        assert held(*fleet) == [4, 4, 4]
+        proxy.requests.clear()
+        rounds = 5
+        for _ in range(rounds):
+            for c in fleet:
+                c.round()
+        kinds: dict[tuple[str, str], int] = {}
+        for request in proxy.requests:
+            what = "list" if "list-type" in request.query else request.path.split("/")[3]
+            kinds[(request.method, what)] = kinds.get((request.method, what), 0) + 1
+    assert kinds == {
+        ("PUT", "leases"): rounds * 12,
+        ("PUT", "members"): rounds * 3,
+        ("GET", "list"): rounds * 3,
+    }

@@ -3,6 +3,9 @@ the per-forwarder metrics, and the coordination: section of the config."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from prometheus_client import generate_latest
 
@@ -94,3 +97,14 @@ def test_coordination_errors_name_the_key(section: str, error: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(SOURCE + f"coordination: {{{section}}}\n", env={})
     assert str(caught.value).startswith(f"coordination.{error}"), caught.value
+
+
+def test_config_example_shows_the_coordination_defaults() -> None:
+    """config.example.yaml: kind none as it is; its commented kind s3 keys, uncommented, load
+    and are the defaults."""
+    text = (Path(__file__).resolve().parents[2] / "config.example.yaml").read_text(encoding="utf-8")
+    block = text.split("\ncoordination:\n", 1)[1]
+    section = "\n".join(f"  {m[1]}" for m in re.finditer(r"(?m)^  # ([a-z_]+: .*)$", block))
+    config = parse_config(SOURCE + "coordination:\n  kind: s3\n" + section + "\n", env={})
+    defaults = S3Coordination(bucket="my-forwarder-state", prefix="fleet/")
+    assert config.coordination == defaults
