@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from forwarder.config import S3Coordination
 from forwarder.coordination.balance import View, plan, share
-from forwarder.coordination.lease import Lease, lease_key, pipeline_of, read_lease
+from forwarder.coordination.lease import Lease, lease_clock, lease_key, pipeline_of, read_lease
 from forwarder.coordination.members import Members
 from forwarder.coordination.objects import Listed, Objects, Refused, verify_conditions
 from forwarder.coordination.state import state_key
@@ -67,7 +66,7 @@ class Coordinator:
         forwarder_id: str,
         observer: FleetObserver | None = None,
         greedy: bool = False,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = lease_clock,
     ) -> None:
         self.settings = settings
         self.me = forwarder_id
@@ -150,7 +149,11 @@ class Coordinator:
             self._stop.wait(every)
         while not self._stop.is_set():
             started = self._clock()
-            self.round(balance=not self._greedy)
+            try:
+                self.round(balance=not self._greedy)
+            except Exception as exc:  # a bug: the rounds must go on, or every lease runs out
+                log.exception("coordination: round failed (a bug: please report it)")
+                self.status = (False, f"round failed: {exc!r}")
             self._stop.wait(max(0.0, every - (self._clock() - started)))
 
     def round(self, balance: bool = True) -> None:
@@ -204,13 +207,17 @@ class Coordinator:
                     return True
             except FetchError as exc:
                 self.observer.renew_failed(lease.pipeline)
-                log.warning(
-                    "pipeline %s: lease not renewed (%s); it runs out in %.1fs",
-                    lease.pipeline,
-                    exc,
-                    lease.deadline - self._clock(),
-                    extra={"pipeline": lease.pipeline},
-                )
+                left = lease.deadline - self._clock()
+                if left <= 0:
+                    self._lose(lease, f"not renewed in time (S3 did not answer: {exc})")
+                else:
+                    log.warning(
+                        "pipeline %s: lease not renewed (%s); it runs out in %.1fs",
+                        lease.pipeline,
+                        exc,
+                        left,
+                        extra={"pipeline": lease.pipeline},
+                    )
             return False
 
     def _lose(self, lease: Lease, reason: str) -> None:

@@ -20,7 +20,9 @@ judges on its own monotonic clock, counting from the moment it *sent* its last r
 that S3 took: it stops using the lease ``lease_secs`` later (``check``, the pipeline's
 fence). S3 received that renewal after it was sent, and ``grace_secs`` covers S3's
 whole-second stamps, so the owner stops before anyone else may start — whatever the
-forwarders' own clocks say.
+forwarders' own clocks say. The owner's clock is ``CLOCK_BOOTTIME`` where there is one
+(Linux): monotonic, and it goes on while the machine is suspended, where ``CLOCK_MONOTONIC``
+would stand still and keep a stale fence open after the resume.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from typing import Any
 from forwarder.coordination.objects import document
 from forwarder.core.checkpoint import now_text
 from forwarder.errors import LeaseLost
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def lease_clock() -> float:
+    """Seconds on a clock that never goes back and counts suspended time (see above)."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
 
 
 def lease_key(pipeline: str) -> str:
@@ -84,7 +93,7 @@ class Lease:
     tenure: str = field(default_factory=new_tenure)
     serial: int = 0  # of the lease object's last renewal
     writes: int = 0  # state objects written in this tenure (checkpoints, dead letters...)
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = lease_clock
     lost: str = ""  # why, once lost
     releasing: bool = False  # the fleet wants it elsewhere: the pipeline is being stopped
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -157,11 +157,14 @@ class S3Checkpoint(Checkpoint):
         try:
             write_while_leased(lease, "the checkpoint", lambda: self._write(position, self._etag))
         except Refused:
-            stored = self._objects.get(self._key)
+            try:
+                stored = self._objects.get(self._key)
+            except FetchError:  # who wrote it cannot be told: taken as another forwarder
+                stored = None
             if stored is not None and lease.wrote(stored.body):
                 self._etag, self.position = stored.etag, position  # it was ours: the answer got lost
                 return
-            writer = _writer(stored.body) if stored is not None else "nobody (it was deleted)"
+            writer = _writer(stored.body) if stored is not None else "another forwarder, or nobody"
             if lease.lose(f"its checkpoint write was refused: {writer} wrote it since"):
                 log.warning(
                     "pipeline %s: checkpoint write refused by S3 (%s wrote it since); this forwarder "

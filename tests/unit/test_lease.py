@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from forwarder.coordination.lease import Lease, expired, lease_key, pipeline_of, read_lease
+from forwarder.coordination.lease import Lease, expired, lease_clock, lease_key, pipeline_of, read_lease
 from forwarder.errors import CheckpointError, LeaseLost
 
 
@@ -95,3 +96,10 @@ def test_write_numbers_are_unique_within_a_tenure() -> None:
     """next_write() counts up: state objects of one tenure never share a name."""
     held = lease(Clock())
     assert [held.next_write() for _ in range(3)] == [1, 2, 3]
+
+
+def test_the_owners_clock_counts_suspended_time() -> None:
+    """On Linux the fence's clock is CLOCK_BOOTTIME: never behind CLOCK_MONOTONIC, never back."""
+    first = lease_clock()
+    assert time.CLOCK_BOOTTIME and first >= time.monotonic() - 0.001
+    assert lease_clock() >= first
