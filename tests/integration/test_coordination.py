@@ -69,28 +69,20 @@ def conditions_enforced(client: Any) -> dict[str, bool]:
     }
 
 
-def test_moto_enforces_the_conditional_writes_a_fleet_relies_on(s3: Any, state: Any) -> None:
-    """moto refuses (412) a create over an existing key and a write or delete on a stale ETag,
-    and takes them on the current one: the facts the fleet's tests stand on."""
-    assert conditions_enforced(state) == dict.fromkeys(
-        ("put If-None-Match", "put If-Match", "delete If-Match"), True
-    )
-    current = state.head_object(Bucket=STATE, Key="c/k")["ETag"]
-    state.put_object(Bucket=STATE, Key="c/k", Body=b"fourth", IfMatch=current)
-    state.delete_object(Bucket=STATE, Key="c/k", IfMatch=state.head_object(Bucket=STATE, Key="c/k")["ETag"])
+def test_a_store_that_ignores_conditions_is_noticed_and_refused(s3: Any, state: Any) -> None:
+    """moto refuses (412) a create over an existing key and a write or delete on a stale ETag
+    (more in test_moto_capabilities.py) and the fleet's start-up check passes there; behind a
+    proxy that drops If-Match/If-None-Match (a store that ignores them) the same requests go
+    through — so these tests notice if moto stops enforcing — and the forwarder refuses to
+    coordinate through it, naming every condition ignored."""
+    everything = dict.fromkeys(("put If-None-Match", "put If-Match", "delete If-Match"), True)
+    assert conditions_enforced(state) == everything
     verify_conditions(coordination_objects(settings(s3.endpoint_url)), "fwd-a")  # passes, leaves nothing
     assert "Contents" not in state.list_objects_v2(Bucket=STATE, Prefix="fleet/")
-
-
-def test_a_store_that_ignores_conditions_is_noticed_and_refused(s3: Any, state: Any) -> None:
-    """Behind a proxy that drops If-Match/If-None-Match (a store that ignores them), the check
-    above fails — so these tests notice if moto stops enforcing — and the forwarder refuses to
-    coordinate through it, naming every condition ignored."""
+    state.delete_object(Bucket=STATE, Key="c/k")
     with S3Proxy(s3.endpoint_url, ignore_conditions=True) as proxy:
         client = s3.client(endpoint_url=proxy.endpoint_url)
-        assert conditions_enforced(client) == dict.fromkeys(
-            ("put If-None-Match", "put If-Match", "delete If-Match"), False
-        )
+        assert conditions_enforced(client) == dict.fromkeys(everything, False)
         with pytest.raises(ConfigError) as caught:
             coordinator(proxy.endpoint_url, "fwd-a", NAMES).start()
     assert str(caught.value) == (
