@@ -56,6 +56,9 @@ class Runner:
         self._lock = threading.Lock()
         self.workers: dict[str, Worker] = {}
         self.finished: list[Worker] = []  # stopped for good: by a reload, or on an error
+        # What finished pipelines did; their objects (clients, buffers) are let go, since a
+        # fleet's pipelines may come and go for months.
+        self._finished_stats = RunStats()
 
     def start(self, config: Config) -> None:
         """Start every pipeline of *config*."""
@@ -149,6 +152,9 @@ class Runner:
                 worker.thread.join()
             with self._lock:
                 del self.workers[name]
+            if worker.pipeline is not None:
+                _add(self._finished_stats, worker.pipeline.stats)
+                worker.pipeline = None
             self.finished.append(worker)
             log.info("%s: pipeline %s %s", reason, name, "restarting" if name in wanted else "removed")
         for name, pipeline in wanted.items():
@@ -160,13 +166,19 @@ class Runner:
     def stats(self) -> RunStats:
         """What every pipeline did, summed (those a reload stopped included)."""
         total = RunStats()
-        for worker in [*self.finished, *self.workers.values()]:
+        _add(total, self._finished_stats)
+        for worker in list(self.workers.values()):
             if worker.pipeline is not None:
-                for name, value in vars(worker.pipeline.stats).items():
-                    if isinstance(value, int) and name != "started":
-                        setattr(total, name, getattr(total, name) + value)
+                _add(total, worker.pipeline.stats)
         return total
 
     def errors(self) -> list[BaseException]:
         """The errors pipelines stopped on (still configured ones)."""
         return [w.error for w in self.workers.values() if w.error is not None]
+
+
+def _add(total: RunStats, stats: RunStats) -> None:
+    """Add *stats*' counts to *total*."""
+    for name, value in vars(stats).items():
+        if isinstance(value, int) and name != "started":
+            setattr(total, name, getattr(total, name) + value)

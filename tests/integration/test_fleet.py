@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -152,6 +153,15 @@ def fleet(s3: Any, collector: Callable[..., Rsyslog], tmp_path: Path) -> Any:
             process.wait(10)
 
 
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    """A forwarder's /readyz: (status, body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def check_delivery(arrivals: list[tuple[str, str, int]]) -> dict[str, int]:
     """Every event of every pipeline arrived; per pipeline the first arrivals are in order and
     no arrival goes back more than one batch (the one a killed owner sent but had not saved);
@@ -278,7 +288,9 @@ def test_a_forwarder_added_later_takes_its_share_and_a_clean_stop_hands_over(fle
     for name, port in fleet.ports.items():
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert f'forwarder_pipelines_owned{{forwarder="{name}"}} 4.0' in metrics
-        ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).read())
+        # ready once the pipelines it took reached their collector and bucket (503 until then)
+        wait_until(lambda port=port: readyz(port)[0] == 200, f"{name} to be ready", 20)
+        ready = readyz(port)[1]
         assert ready["coordination"]["ok"] is True and len(ready["pipelines"]) == 4
     status = forwarder(
         "status", "--config", str(fleet.config), "--json", env=forwarder_env(FWD_ID="x", METRICS_PORT="1")
