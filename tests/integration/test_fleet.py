@@ -263,6 +263,9 @@ def test_a_paused_forwarder_loses_its_pipelines_and_sends_nothing_more_for_them(
     check_delivery(after)
     messages = [line["message"] for line in fleet.log("fwd-c")]
     assert any("sends and saves nothing more" in m for m in messages), messages[-20:]
+    for line in fleet.log("fwd-c"):  # every line about a lease names its pipeline, as a field too
+        if "lease" in line["message"] and not line["message"].startswith("coordination:"):
+            assert line["message"].startswith(f"pipeline {line.get('pipeline')}: "), line
     fleet.stop("fwd-a", "fwd-b", "fwd-c")
 
 
