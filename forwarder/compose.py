@@ -4,25 +4,43 @@
 - ``build_source``: the source that ``source.kind`` names (each kind's builder in SOURCES);
 - ``build_transport``: the transport ``output.protocol`` names (``transports.factory``);
 - ``build_pipeline``: a pipeline with its checkpoint, encoder, delivery, dead letters and
-  quarantine list. Parts may be passed in ready-made (a test's source or transport).
+  quarantine list. Parts may be passed in ready-made (a test's source or transport);
+- ``build_coordinator``: with ``coordination.kind: s3``, this forwarder's part in the fleet;
+  a pipeline built with it (*fleet*) keeps its state in S3 beside its lease, fenced by it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from forwarder.config import AuditFeedConfig, CatoApiAccess, EventsFeedConfig, PipelineConfig, SourceConfig
+from forwarder.config import (
+    AuditFeedConfig,
+    CatoApiAccess,
+    Config,
+    EventsFeedConfig,
+    PipelineConfig,
+    S3Coordination,
+    SourceConfig,
+)
 from forwarder.config.checks import state_files
 from forwarder.config.sources import EventsIntegrationConfig
+from forwarder.coordination.coordinator import Coordinator, FleetObserver
+from forwarder.coordination.members import default_id
+from forwarder.coordination.objects import Objects
+from forwarder.coordination.state import S3Checkpoint, S3DeadLetter, S3Quarantine
+from forwarder.coordination.view import FleetView
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList
-from forwarder.core.checkpoint import CheckpointStore
+from forwarder.core.checkpoint import Checkpoint, CheckpointStore
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, DeliverySettings
+from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline, PipelineSettings
 from forwarder.core.reading import ReadSettings
+from forwarder.errors import LeaseLost
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.auditfeed import AuditFeedSource
 from forwarder.sources.base import Source
@@ -161,8 +179,10 @@ def build_pipeline(
     source: Source | None = None,
     transport: Transport | None = None,
     clock: Callable[[], float] | None = None,
+    fleet: Coordinator | None = None,
 ) -> Pipeline:
-    """A pipeline for *config*, its checkpoint not opened yet (``Pipeline.open``)."""
+    """A pipeline for *config*, its checkpoint not opened yet (``Pipeline.open``); with
+    *fleet*, under the lease it holds for it (LeaseLost when it holds none)."""
     observer = observer or Observer()
     stop = stop or threading.Event()
     source = source or build_source(config, observer, stop)
@@ -170,15 +190,16 @@ def build_pipeline(
     if hasattr(transport, "on_attempt"):  # failover: every collector's outcome, not just the active one
         transport.on_attempt = observer.collector
     observer.collectors(getattr(transport, "labels", [transport.label]))
-    files = state_files(config)
     src, out = config.source, config.output
     encoder = EventEncoder(out, config.parser) if clock is None else EventEncoder(out, config.parser, clock)
+    store, letters, quarantine, fence = _state(config, source.id, fleet)
     delivery = Delivery(
         transport,
         DeliverySettings(out.retry_initial_secs, out.retry_max_secs, out.max_events_per_sec),
         observer,
         stop,
         once,
+        fence,
     )
     settings = PipelineSettings(
         poll_interval_secs=src.poll_interval_secs,
@@ -188,14 +209,65 @@ def build_pipeline(
         reading=read_settings(config, source, transport),
     )
     return Pipeline(
-        config.name,
-        source,
-        CheckpointStore(files["checkpoint.path"], source.id),
-        encoder,
-        delivery,
-        DeadLetter(files["parser.dead_letter_path"]),
-        QuarantineList(files["checkpoint.quarantine_path"]),
-        settings,
-        observer,
-        stop,
+        config.name, source, store, encoder, delivery, letters, quarantine, settings, observer, stop, fence
     )
+
+
+def _state(
+    config: PipelineConfig, source_id: str, fleet: Coordinator | None
+) -> tuple[Checkpoint, DeadLetter, QuarantineList, Fence]:
+    """Where a pipeline keeps its state: local files, or (in a fleet) S3 beside its lease."""
+    if fleet is None:
+        files = state_files(config)
+        return (
+            CheckpointStore(files["checkpoint.path"], source_id),
+            DeadLetter(files["parser.dead_letter_path"]),
+            QuarantineList(files["checkpoint.quarantine_path"]),
+            UNFENCED,
+        )
+    lease = fleet.lease(config.name)
+    if lease is None:
+        raise LeaseLost(f"pipeline {config.name}: lease not held by this forwarder")
+    objects = fleet.objects
+    return (
+        S3Checkpoint(objects, config.name, source_id, lease),
+        S3DeadLetter(objects, config.name, lease),
+        S3Quarantine(objects, config.name, lease),
+        lease,
+    )
+
+
+def coordination_objects(settings: S3Coordination) -> Objects:
+    """The fleet's bucket and prefix. Its S3 calls time out within a renewal period: a lease
+    renewal that hangs would be worth nothing anyway."""
+    every = settings.renew_every
+    access = dataclasses.replace(
+        settings,
+        connect_timeout_secs=min(settings.connect_timeout_secs, every),
+        read_timeout_secs=min(settings.read_timeout_secs, every),
+    )
+
+    def client() -> Any:
+        return make_s3_client(access, "coordination")
+
+    return Objects(client(), settings.bucket, settings.prefix, client)
+
+
+def build_coordinator(
+    config: Config, observer: FleetObserver | None = None, greedy: bool = False
+) -> Coordinator | None:
+    """This forwarder's part in the fleet sharing *config*'s pipelines (None: kind none)."""
+    settings = config.coordination
+    if not isinstance(settings, S3Coordination):
+        return None
+    names = [p.name for p in config.pipelines]
+    me = settings.forwarder_id or default_id()
+    return Coordinator(settings, names, coordination_objects(settings), me, observer, greedy)
+
+
+def build_fleet_view(config: Config) -> FleetView | None:
+    """The fleet's bucket to read (status, check); None with coordination.kind: none."""
+    settings = config.coordination
+    if not isinstance(settings, S3Coordination):
+        return None
+    return FleetView(settings, coordination_objects(settings))

@@ -3,7 +3,11 @@
     ForwarderError                 base; the CLI prints its message on one line
     ├── ConfigError                bad config or usage: stops the program (exit 2)
     ├── CheckpointError            corrupt, unwritable or locked checkpoint (or an unwritable
-    │                              dead-letter file): stops (exit 3)
+    │   │                          dead-letter file): stops (exit 3)
+    │   └── LeaseLost              a fleet's pipeline (coordination: s3) whose lease this
+    │                              forwarder no longer holds (taken over, or not renewed in
+    │                              time): that pipeline stops at once, sending and saving
+    │                              nothing more; the process and its other pipelines go on
     ├── FetchError                 S3 trouble: the object is retried later, the checkpoint
     │   │                          stays before it
     │   ├── CredentialsError       the key was rejected: credentials are read again, then retried
@@ -40,6 +44,10 @@ class CheckpointError(ForwarderError):
     """The checkpoint cannot be read, written or locked."""
 
     exit_code = 3
+
+
+class LeaseLost(CheckpointError):
+    """This forwarder no longer owns the pipeline (its lease was taken over or ran out)."""
 
 
 class FetchError(ForwarderError):

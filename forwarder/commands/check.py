@@ -1,4 +1,9 @@
-"""``forwarder check``: validate the config and reach every part of every pipeline, one line each."""
+"""``forwarder check``: validate the config and reach every part of every pipeline, one line each.
+
+In a fleet (``coordination.kind: s3``) it also reaches the fleet's bucket — writing and
+removing one probe object to prove that the store enforces conditional writes — and reads
+each pipeline's checkpoint and dead letters there.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,12 @@ from typing import IO
 import yaml
 
 from forwarder.commands.common import EXIT_INCOMPLETE, EXIT_OK, chosen, load
-from forwarder.compose import build_source, build_transport
+from forwarder.compose import build_fleet_view, build_source, build_transport
 from forwarder.config import Config, PipelineConfig, redacted, secret_values
 from forwarder.config.checks import state_files
-from forwarder.core.checkpoint import CheckpointStore
+from forwarder.coordination.objects import verify_conditions
+from forwarder.coordination.view import FleetView
+from forwarder.core.checkpoint import Checkpoint, CheckpointStore
 from forwarder.core.deadletter import summary
 from forwarder.errors import ForwarderError
 from forwarder.observe.logs import mask
@@ -49,25 +56,41 @@ def _dead_letters(path: Path) -> tuple[bool, str]:
     return True, f"{path}: none yet"
 
 
-def _checkpoint(store: CheckpointStore, source: Source, start: object) -> tuple[bool, str]:
+def _checkpoint(store: Checkpoint, source: Source, start: object) -> tuple[bool, str]:
     try:
         position = store.load()
     except ForwarderError as exc:
         return False, str(exc)
-    directory = store.path.parent
-    if directory.exists() and not os.access(directory, os.W_OK):
-        return False, f"{directory} is not writable"
+    if isinstance(store, CheckpointStore):
+        directory = store.path.parent
+        if directory.exists() and not os.access(directory, os.W_OK):
+            return False, f"{directory} is not writable"
     if position is None:
-        return True, f"{store.path}: none yet; will start at {start}"
-    return True, f"{store.path}: at {source.describe(position.cursor, position.records)}"
+        return True, f"{store.where}: none yet; will start at {start}"
+    return True, f"{store.where}: at {source.describe(position.cursor, position.records)}"
+
+
+def _fleet_letters(fleet: FleetView, name: str) -> tuple[bool, str]:
+    letters = fleet.dead_letters(name)
+    if letters.get("error"):
+        return False, f"{letters['path']}: {letters['error']}"
+    return True, f"{letters['path']}: {letters['records']} records set aside so far"
 
 
 def check_pipeline(
-    config: PipelineConfig, report: Callable[[bool, str, str], None], prefix: str = ""
+    config: PipelineConfig,
+    report: Callable[[bool, str, str], None],
+    prefix: str = "",
+    fleet: FleetView | None = None,
 ) -> None:
-    """One line per part of pipeline *config*: source, checkpoint, dead letters, collector."""
+    """One line per part of pipeline *config*: source, checkpoint, dead letters, collector
+    (in a *fleet*: its lease's holder too)."""
     source = build_source(config)
-    store = CheckpointStore(state_files(config)["checkpoint.path"], source.id)
+    store: Checkpoint = (
+        CheckpointStore(state_files(config)["checkpoint.path"], source.id)
+        if fleet is None
+        else fleet.checkpoint(config.name, source.id)
+    )
     try:
         position = store.load()
     except ForwarderError:
@@ -76,7 +99,10 @@ def check_pipeline(
     report(passed, prefix + ("bucket" if hasattr(config.source, "bucket") else "api"), detail)
     passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""))
     report(passed, f"{prefix}checkpoint", detail)
-    passed, detail = _dead_letters(state_files(config)["parser.dead_letter_path"])
+    if fleet is None:
+        passed, detail = _dead_letters(state_files(config)["parser.dead_letter_path"])
+    else:
+        passed, detail = _fleet_letters(fleet, config.name)
     report(passed, f"{prefix}dead letters", detail)
     o = config.output
     try:
@@ -115,8 +141,17 @@ def run_checks(config: Config, config_path: str, out: IO[str] | None = None) -> 
         report(True, "config", f"{config_path} is valid ({o.protocol} to {target}, header {o.header})")
     else:
         report(True, "config", f"{config_path} is valid ({len(config.pipelines)} pipelines: {names})")
+    fleet = build_fleet_view(config)
+    if fleet is not None:
+        try:
+            verify_conditions(fleet.objects, f"check-{os.getpid()}")
+            members = ", ".join(name for name, _ in fleet.members()) or "none"
+            detail = f"{fleet.objects.url()}: conditional writes enforced; forwarders running: {members}"
+            report(True, "coordination", detail)
+        except ForwarderError as exc:
+            report(False, "coordination", str(exc))
     for pipeline in config.pipelines:
-        check_pipeline(pipeline, report, "" if len(config.pipelines) == 1 else f"{pipeline.name} ")
+        check_pipeline(pipeline, report, "" if len(config.pipelines) == 1 else f"{pipeline.name} ", fleet)
     shown = yaml.safe_dump(redacted(config), sort_keys=False, allow_unicode=True)
     print("\neffective config (defaults filled in, secrets masked):", file=out)
     print(mask(shown, secrets), end="", file=out)

@@ -44,7 +44,9 @@ examples:
 
 The config file is YAML; config.example.yaml documents every option. ${VAR} and
 ${VAR:-default} in values are replaced from the environment. One file may hold many
-pipelines (pipelines: with a defaults: block), one per Cato account.
+pipelines (pipelines: with a defaults: block), one per Cato account; several forwarders
+running one file share its pipelines, one owner each, with coordination: {kind: s3, bucket:
+...} (README "Running a fleet"): status then shows who holds which.
 """
 
 CONFIG_HELP = "the YAML config file (default: $FORWARDER_CONFIG)"

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import logging
 import socketserver
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -137,7 +139,7 @@ def run_demo(files: int = 4, events: int = 6) -> int:
                     f"\n3. The collector received {len(listener.received)} of {expected} events, "
                     "in order (files by sequence number: 9999 before 10000)."
                 )
-                checkpoint = pipeline.store.path
+                checkpoint = Path(pipeline.store.where)
                 print(f"4. The checkpoint ({checkpoint}):\n\n{_indent(checkpoint.read_text())}")
                 second = pipeline.run_pass()
                 print(f"5. A second pass sent {second} events: everything was already delivered.")
@@ -200,7 +202,7 @@ def run_push_demo(files: int = 4, events: int = 6) -> int:
                 _wait(listener, files * events)
                 print(f"\n3. The collector received {len(listener.received)} events. The checkpoint's ledger")
                 print("   names every object done (key and ETag):\n")
-                print(_indent(pipeline.store.path.read_text()))
+                print(_indent(json.dumps(pipeline.store.document(pipeline.position), indent=1)))
                 late = _put_push(client, 0, events, "cato/00000000" + push_key("", 0)[8:])
                 print(f"4. An object arrives late with a key that sorts before all the others: {late}")
                 again = pipeline.run_pass()

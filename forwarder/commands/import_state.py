@@ -3,17 +3,20 @@
 The storage file holds two numbers: the last entry (file sequence number) the script
 downloaded and its attempts at the next one. The pipeline's checkpoint is seeded so that
 the first file forwarded is the one after that entry: nothing is lost or sent twice when
-switching over. Only the pipeline writes its checkpoint: this builds it and asks it to.
+switching over. Only the pipeline writes its checkpoint: this builds it and asks it to. In
+a fleet (``coordination.kind: s3``) it takes the pipeline's lease for the while (refusing
+when a running forwarder holds it) and writes the checkpoint in S3.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from pathlib import Path
 
 from forwarder.commands.common import EXIT_OK, load
-from forwarder.compose import build_pipeline
+from forwarder.compose import build_coordinator, build_pipeline
 from forwarder.errors import ConfigError
 from forwarder.sources.exporter import LogExporterSource
 
@@ -38,17 +41,29 @@ def cmd_import_state(args: argparse.Namespace) -> int:
     pipeline_config = config.pipeline(args.pipeline)
     path = Path(args.storage_file)
     last, attempts = read_vendor_state(path)
-    pipeline = build_pipeline(pipeline_config)
-    if not isinstance(pipeline.source, LogExporterSource):
-        raise ConfigError(
-            f"import-state: the client script's storage file is for source.kind: log_exporter, "
-            f"not {pipeline_config.source.kind}"
-        )
-    pipeline.open()
+    fleet = build_coordinator(dataclasses.replace(config, pipelines=(pipeline_config,)), greedy=True)
     try:
-        pipeline.seed(pipeline.source.imported(last), force=args.force)
+        if fleet is not None:
+            fleet.start()
+            if fleet.lease(pipeline_config.name) is None:
+                raise ConfigError(
+                    f"import-state: pipeline {pipeline_config.name} is held by a running forwarder of the "
+                    "fleet (see forwarder status); stop the fleet first"
+                )
+        pipeline = build_pipeline(pipeline_config, fleet=fleet)
+        if not isinstance(pipeline.source, LogExporterSource):
+            raise ConfigError(
+                f"import-state: the client script's storage file is for source.kind: log_exporter, "
+                f"not {pipeline_config.source.kind}"
+            )
+        pipeline.open()
+        try:
+            pipeline.seed(pipeline.source.imported(last), force=args.force)
+        finally:
+            pipeline.close()
     finally:
-        pipeline.close()
+        if fleet is not None:
+            fleet.close()
     note = f"; it had made {attempts} attempts at file {last + 1}" if attempts else ""
     print(f"imported {path}: last file downloaded {last}{note}. The next file forwarded is {last + 1}.")
     return EXIT_OK

@@ -3,6 +3,10 @@
 SIGTERM/SIGINT: each pipeline finishes its batch in flight and saves (a second SIGINT
 aborts); SIGHUP: the config is read again and the pipelines added, removed or changed
 start, stop or restart (``core.runner``); a config that does not load keeps the running one.
+
+With ``coordination.kind: s3`` the forwarder runs the pipelines whose leases it holds
+(``forwarder.coordination``) until SIGTERM, also while it holds none; at the stop it
+releases them. ``--once`` then forwards the pipelines no other forwarder holds.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import time
 from types import FrameType
 
 from forwarder.commands.common import EXIT_OK, chosen, load
-from forwarder.compose import build_pipeline
+from forwarder.compose import build_coordinator, build_pipeline
 from forwarder.config import Config, PipelineConfig, load_config, secret_values
+from forwarder.coordination.coordinator import Coordinator
+from forwarder.coordination.steering import Steering
 from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline
 from forwarder.core.runner import Runner
@@ -62,9 +68,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     signals.install()
     observing = Observing(config)  # metrics.listen: the endpoint listens from here on
     once = bool(args.once)
+    fleet = build_coordinator(config, greedy=once)
 
     def build(config: PipelineConfig, stop: threading.Event, observer: Observer) -> Pipeline:
-        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer)
+        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, fleet=fleet)
         out = config.output
         log.info(
             "forwarding %s to %s (%s header%s)",
@@ -76,19 +83,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         return pipeline
 
     runner = Runner(build, observing.pipeline, once)
+    steering = Steering(fleet, runner, observing.forget) if fleet is not None else None
     started = time.monotonic()
     try:
-        runner.start(config)
-        while runner.running():
+        if steering is None:
+            runner.start(config)
+        else:
+            _join(steering.coordinator, observing, once)
+            steering.step(config)
+        while runner.running() or (steering is not None and not once and not signals.stop.is_set()):
             if signals.stop.is_set():
                 runner.stop()
             elif signals.reload.is_set():
                 signals.reload.clear()
-                config = _reloaded(args, config, runner, observing)
+                config = _reloaded(args, config, runner, observing, steering)
+            elif steering is not None:
+                steering.step(config)
             runner.wait(0.2)
     finally:
         runner.stop()
         runner.wait()
+        if fleet is not None:
+            fleet.close()
         observing.close()
     stats = runner.stats()
     letters = sum(w.pipeline.dead_letter.written for w in runner.workers.values() if w.pipeline is not None)
@@ -108,7 +124,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return max((e.exit_code for e in errors), default=EXIT_OK)
 
 
-def _reloaded(args: argparse.Namespace, config: Config, runner: Runner, observing: Observing) -> Config:
+def _join(fleet: Coordinator, observing: Observing, once: bool) -> None:
+    """Take part in the fleet: its metrics and readiness wired, its rounds started."""
+    fleet.observer = observing.fleet(fleet.me) or fleet.observer
+    observing.coordination = lambda: fleet.status
+    fleet.start()
+    if once:
+        for name in sorted(set(fleet.pipelines) - set(fleet.wanted())):
+            log.info("pipeline %s: its lease is held by another forwarder; not run here", name)
+
+
+def _reloaded(
+    args: argparse.Namespace, config: Config, runner: Runner, observing: Observing, steering: Steering | None
+) -> Config:
     """SIGHUP: read the config again and apply it; keep running on the old one if it fails."""
     try:
         fresh = load_config(args.config)
@@ -124,7 +152,13 @@ def _reloaded(args: argparse.Namespace, config: Config, runner: Runner, observin
     )
     if fresh.metrics != config.metrics:
         log.warning("SIGHUP: metrics settings changed; they take effect at the next start")
-    runner.reload(fresh)
+    if fresh.coordination != config.coordination:
+        log.warning("SIGHUP: coordination settings changed; they take effect at the next start")
+        fresh = dataclasses.replace(fresh, coordination=config.coordination)
+    if steering is not None:
+        steering.reload(fresh)
+    else:
+        runner.reload(fresh)
     for name in {p.name for p in config.pipelines} - {p.name for p in fresh.pipelines}:
         observing.forget(name)
     log.info("SIGHUP: configuration and credentials reloaded from %s", args.config)

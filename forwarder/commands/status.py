@@ -2,7 +2,9 @@
 
 Where delivery stands (object, record), how many objects wait, the gaps seen, the
 quarantined objects, the object it is stuck on, the dead-letter file and the last error —
-as text, or as JSON with ``--json``. It reads the checkpoints; it writes nothing.
+as text, or as JSON with ``--json``. It reads the checkpoints; it writes nothing. In a
+fleet (``coordination.kind: s3``) it reads them from S3, and shows which forwarder holds
+each pipeline and how fresh its lease is, and the forwarders seen.
 """
 
 from __future__ import annotations
@@ -15,26 +17,31 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from forwarder.commands.common import EXIT_OK, chosen, load
-from forwarder.compose import build_source
+from forwarder.compose import build_fleet_view, build_source
 from forwarder.config import PipelineConfig
 from forwarder.config.checks import state_files
-from forwarder.core.checkpoint import CheckpointStore
+from forwarder.coordination.view import FleetView
+from forwarder.core.checkpoint import Checkpoint, CheckpointStore
 from forwarder.core.deadletter import summary
 from forwarder.errors import ForwarderError
 from forwarder.sources.base import Source
 
 
-def gather_status(config: PipelineConfig, source: Source) -> dict[str, Any]:
-    """Everything ``status`` shows of one pipeline, as plain data."""
+def gather_status(config: PipelineConfig, source: Source, fleet: FleetView | None = None) -> dict[str, Any]:
+    """Everything ``status`` shows of one pipeline, as plain data (*fleet*: its state in S3)."""
     files = state_files(config)
-    store = CheckpointStore(files["checkpoint.path"], source.id)
+    store: Checkpoint = (
+        CheckpointStore(files["checkpoint.path"], source.id)
+        if fleet is None
+        else fleet.checkpoint(config.name, source.id)
+    )
     position = store.load()
     result: dict[str, Any] = {
         "pipeline": config.name,
         "source": source.id,
         "kind": config.source.kind,
         "discovery": getattr(config.source, "discovery", ""),
-        "checkpoint": str(store.path),
+        "checkpoint": store.where,
         "position": None,
         "pending_files": None,
         "gaps": store.gaps,
@@ -42,12 +49,24 @@ def gather_status(config: PipelineConfig, source: Source) -> dict[str, Any]:
         "stuck_on": asdict(store.failure) if store.failure else None,
         "last_error": store.last_error,
     }
-    letters = files["parser.dead_letter_path"]
-    try:
-        count, last = summary(letters)
-        result["dead_letters"] = {"path": str(letters), "records": count, "last": last}
-    except OSError as exc:
-        result["dead_letters"] = {"path": str(letters), "records": None, "last": None, "error": exc.strerror}
+    if fleet is not None:
+        holder = fleet.holder(config.name)
+        result["owner"] = (
+            None if holder is None else {**asdict(holder), "text": holder.text(fleet.settings.lease_secs)}
+        )
+        result["dead_letters"] = fleet.dead_letters(config.name)
+    else:
+        letters = files["parser.dead_letter_path"]
+        try:
+            count, last = summary(letters)
+            result["dead_letters"] = {"path": str(letters), "records": count, "last": last}
+        except OSError as exc:
+            result["dead_letters"] = {
+                "path": str(letters),
+                "records": None,
+                "last": None,
+                "error": exc.strerror,
+            }
     if position is not None:
         result["position"] = {
             **position.cursor,
@@ -79,6 +98,9 @@ def _text(config: PipelineConfig, status: dict[str, Any]) -> list[tuple[str, str
     """The lines of one pipeline's status, as (name, value)."""
     discovery = f" (discovery: {status['discovery']})" if status["discovery"] else ""
     lines = [("source", f"{status['source']}{discovery}"), ("checkpoint", status["checkpoint"])]
+    if "owner" in status:
+        owner = status["owner"]
+        lines.append(("owner", owner["text"] if owner else "none: no forwarder holds it (free to take)"))
     position = status["position"]
     if position is None:
         start = getattr(config.source, "start", "")
@@ -102,6 +124,8 @@ def _text(config: PipelineConfig, status: dict[str, Any]) -> list[tuple[str, str
                       f"{stuck['since']}: {stuck['reason']}"))  # fmt: skip
     letters = status["dead_letters"]
     text = f"{letters['records']} records in {letters['path']}"
+    if letters["path"].startswith("s3://"):
+        text = f"{letters['records']} records in objects under {letters['path']}"
     if letters.get("error"):
         text = f"{letters['path']} cannot be read ({letters['error']})"
     last = letters["last"]
@@ -116,16 +140,25 @@ def _text(config: PipelineConfig, status: dict[str, Any]) -> list[tuple[str, str
 
 
 def show_status(
-    pipelines: Sequence[PipelineConfig], as_json: bool = False, out: IO[str] | None = None
+    pipelines: Sequence[PipelineConfig],
+    as_json: bool = False,
+    out: IO[str] | None = None,
+    fleet: FleetView | None = None,
 ) -> None:
     """Print the status of *pipelines* to *out* (stdout): as text, or as JSON (one object for
-    one pipeline, else ``{"pipelines": [...]}``)."""
+    one pipeline, else ``{"pipelines": [...]}``; in a *fleet*, with ``"fleet"``)."""
     out = out or sys.stdout
-    statuses = [gather_status(config, build_source(config)) for config in pipelines]
+    statuses = [gather_status(config, build_source(config), fleet) for config in pipelines]
+    members = fleet.members() if fleet is not None else []
     if as_json:
         shown: Any = statuses[0] if len(statuses) == 1 else {"pipelines": statuses}
+        if fleet is not None:
+            shown = {**shown, "fleet": {"at": fleet.objects.url(), "forwarders": [m for m, _ in members]}}
         print(json.dumps(shown, indent=2), file=out)
         return
+    if fleet is not None:
+        names = ", ".join(f"{m} (heartbeat {age:.0f}s ago)" for m, age in members) or "none running"
+        print(f"{'fleet:':<14}{fleet.objects.url()}: {len(members)} forwarders: {names}\n", file=out)
     for i, (config, status) in enumerate(zip(pipelines, statuses, strict=True)):
         if len(statuses) > 1:
             print(f"{'' if i == 0 else chr(10)}pipeline {config.name}", file=out)
@@ -135,5 +168,5 @@ def show_status(
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = load(args)
-    show_status(chosen(config, args), as_json=args.json)
+    show_status(chosen(config, args), as_json=args.json, fleet=build_fleet_view(config))
     return EXIT_OK

@@ -1,12 +1,13 @@
 """The configuration: one YAML file, loaded into a tree of frozen dataclasses.
 
 ``model`` is the tree, ``sources`` the settings of each kind of source (``catoapi``: the
-API kinds'), ``tree`` builds a dataclass from a mapping, ``checks`` looks at several keys
-at once, ``loader`` reads the file (one pipeline, or ``pipelines:`` with ``defaults:``),
-``secrets`` keeps secrets out of sight.
+API kinds'), ``coordination`` those of a fleet, ``tree`` builds a dataclass from a mapping,
+``checks`` looks at several keys at once, ``loader`` reads the file (one pipeline, or
+``pipelines:`` with ``defaults:``), ``secrets`` keeps secrets out of sight.
 """
 
 from forwarder.config.catoapi import AuditFeedConfig, CatoApiAccess, EventsFeedConfig
+from forwarder.config.coordination import Coordination, NoCoordination, S3Coordination
 from forwarder.config.loader import load_config, parse_config, split_listen, substitute_env
 from forwarder.config.model import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -32,14 +33,17 @@ __all__ = [
     "FACILITIES",
     "SOURCE_KINDS",
     "BatchConfig",
+    "Coordination",
     "CheckpointConfig",
     "Config",
     "LogConfig",
     "MetricsConfig",
+    "NoCoordination",
     "OutputConfig",
     "ParserConfig",
     "PipelineConfig",
     "S3Access",
+    "S3Coordination",
     "SourceConfig",
     "TlsConfig",
     "exposed_secrets_warning",

@@ -12,13 +12,15 @@ A field's ``metadata`` tells the loader how to check it: ``choices``, ``min``/``
     │   ├── checkpoint: CheckpointConfig  where the position is kept
     │   └── batch: BatchConfig            events per acknowledged batch
     ├── log: LogConfig                    the forwarder's own log
-    └── metrics: MetricsConfig            /metrics, /healthz, /readyz
+    ├── metrics: MetricsConfig            /metrics, /healthz, /readyz
+    └── coordination: Coordination        alone, or a fleet sharing the pipelines (``coordination``)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from forwarder.config.coordination import Coordination, NoCoordination
 from forwarder.config.fields import choice, limits
 from forwarder.config.sources import SOURCE_KINDS, SourceConfig
 from forwarder.errors import ConfigError
@@ -165,11 +167,13 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration: the pipelines, and the process-wide log and metrics."""
+    """The whole configuration: the pipelines, the process-wide log and metrics, and whether
+    forwarders share the pipelines."""
 
     pipelines: tuple[PipelineConfig, ...]
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    coordination: Coordination = field(default_factory=NoCoordination)
 
     def pipeline(self, name: str | None = None) -> PipelineConfig:
         """The pipeline called *name*; without a name, the only one (a single-pipeline file)."""

@@ -35,9 +35,8 @@ def redacted(config: Config) -> dict[str, Any]:
 
 def secret_values(config: Config) -> list[str]:
     """The secret values in *config* and in the AWS_* environment, to be masked in output."""
-    found = [
-        getattr(pipeline.source, key, "") for pipeline in config.pipelines for key in sorted(SECRET_KEYS)
-    ]
+    sections = [pipeline.source for pipeline in config.pipelines] + [config.coordination]
+    found = [getattr(section, key, "") for section in sections for key in sorted(SECRET_KEYS)]
     found += [os.environ.get(name, "") for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
     return sorted({value for value in found if isinstance(value, str) and value})
 
@@ -66,7 +65,7 @@ def exposed_secrets_warning(path: str | Path) -> str | None:
         return None
     if not mode & 0o044 or not isinstance(raw, dict):
         return None
-    written = _written(raw.get("source"), "source")
+    written = _written(raw.get("source"), "source") + _written(raw.get("coordination"), "coordination")
     defaults = raw.get("defaults")
     if isinstance(defaults, dict):
         written += _written(defaults.get("source"), "defaults.source")

@@ -88,7 +88,7 @@ def _coerce_scalar(value: Any, kind: type, path: str, meta: Mapping[str, Any]) -
     return str(value)
 
 
-def _kind_of(kinds: Mapping[str, type], data: Any, path: str) -> type:
+def kind_of(kinds: Mapping[str, type], data: Any, path: str) -> type:
     """The dataclass that *data*'s ``kind`` names (the first kind when it names none)."""
     kind = data.get("kind", next(iter(kinds))) if isinstance(data, dict) else next(iter(kinds))
     if kind not in kinds:
@@ -120,7 +120,7 @@ def build(cls: type[Any], data: Any, path: str) -> Any:
             continue
         kind = hints[name]
         if "kinds" in fld.metadata:
-            values[name] = build(_kind_of(fld.metadata["kinds"], data[name], full), data[name], full)
+            values[name] = build(kind_of(fld.metadata["kinds"], data[name], full), data[name], full)
         elif dataclasses.is_dataclass(kind):
             values[name] = build(typing.cast(type, kind), data[name], full)
         elif isinstance(kind, types.UnionType):

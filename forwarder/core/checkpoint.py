@@ -22,10 +22,16 @@ Besides the position, the checkpoint keeps what a person asks after an incident 
 by ``forwarder status``): the gaps seen, the quarantined objects, the object the pipeline
 is stuck on and how often it failed (so a restart keeps counting), and the last error.
 The lists keep their newest NOTES_KEPT entries.
+
+``Checkpoint`` is the interface the pipeline writes through (the document above and the
+notes, ``lock``/``load``/``save``/``unlock``); ``CheckpointStore`` keeps it in a local file.
+A pipeline shared by a fleet keeps it in S3 instead (``forwarder.coordination.state``), the
+same document with the writer's lease added.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import json
@@ -81,51 +87,59 @@ def _from_version_1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "version": VERSION, "cursor": cursor, "failure": failure}
 
 
-class CheckpointStore:
-    """Reads and atomically writes the checkpoint of one source."""
+class Checkpoint(abc.ABC):
+    """The checkpoint of one source: the position and the notes, wherever it is kept.
 
-    def __init__(self, path: str | Path, source_id: str) -> None:
-        self.path = Path(path)
+    The notes (``record_*``) wait in memory for the next ``save``; ``lock`` keeps other
+    writers off before ``load``, ``unlock`` lets go.
+    """
+
+    def __init__(self, source_id: str) -> None:
         self.source_id = source_id
-        self._lock: IO[bytes] | None = None
         self.position: Position | None = None
         self.gaps: list[dict[str, Any]] = []
         self.quarantined: list[dict[str, Any]] = []
         self.failure: Failure | None = None
         self.last_error: dict[str, str] | None = None
 
+    @property
+    @abc.abstractmethod
+    def where(self) -> str:
+        """Names the checkpoint in messages (a path, an ``s3://`` URL)."""
+
+    @abc.abstractmethod
     def lock(self) -> None:
-        """Take the checkpoint's lock, or fail if another forwarder holds it."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock_path, "ab")
-        except OSError as exc:
-            raise CheckpointError(f"{lock_path}: cannot create the lock file: {exc.strerror}") from exc
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise CheckpointError(
-                f"{self.path}: another forwarder is using this checkpoint (lock {lock_path} is held); "
-                "stop it, or give this one its own checkpoint.path"
-            ) from None
-        self._lock = handle
+        """Keep other writers off, or fail (CheckpointError) when another one holds it."""
 
+    @abc.abstractmethod
     def unlock(self) -> None:
-        """Release the lock taken by lock()."""
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        """Let go of what lock() took."""
 
+    @abc.abstractmethod
     def load(self) -> Position | None:
         """The saved position, or None when there is no checkpoint yet."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{self.path}: cannot read the checkpoint: {exc}") from exc
+
+    @abc.abstractmethod
+    def save(self, position: Position | None) -> None:
+        """Write *position* and the notes durably (CheckpointError when it cannot)."""
+
+    def document(self, position: Position | None) -> dict[str, Any]:
+        """The checkpoint's JSON document for *position* and the notes."""
+        return {
+            "version": VERSION,
+            "source": self.source_id,
+            "cursor": position.cursor if position else None,
+            "records": position.records if position else 0,
+            "updated_at": now_text(),
+            "gaps": self.gaps,
+            "quarantined": self.quarantined,
+            "failure": asdict(self.failure) if self.failure else None,
+            "last_error": self.last_error,
+        }
+
+    def read_document(self, text: str) -> Position | None:
+        """Take the position and the notes from the document *text*; CheckpointError when it
+        is corrupt or another source's."""
         try:
             data = json.loads(text)
             if isinstance(data, dict) and data.get("version") == 1:
@@ -135,7 +149,7 @@ class CheckpointStore:
             return self.position
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(
-                f"{self.path}: the checkpoint is corrupt ({exc}); fix or remove it "
+                f"{self.where}: the checkpoint is corrupt ({exc}); fix or remove it "
                 "(removing it restarts from source.start)"
             ) from None
 
@@ -154,7 +168,7 @@ class CheckpointStore:
             raise ValueError(f"expected a version {VERSION} checkpoint object")
         if data.get("source") != self.source_id:
             raise CheckpointError(
-                f"{self.path}: this checkpoint belongs to {data.get('source')}, not {self.source_id}; "
+                f"{self.where}: this checkpoint belongs to {data.get('source')}, not {self.source_id}; "
                 "give each source its own checkpoint.path"
             )
         cursor, records = data["cursor"], data["records"]
@@ -195,19 +209,57 @@ class CheckpointStore:
         """Keep *message* as the last error (saved with the next save)."""
         self.last_error = {"message": message, "at": now_text()}
 
+
+class CheckpointStore(Checkpoint):
+    """The checkpoint in a local file: atomic writes, a lock file against a second forwarder."""
+
+    def __init__(self, path: str | Path, source_id: str) -> None:
+        super().__init__(source_id)
+        self.path = Path(path)
+        self._lock: IO[bytes] | None = None
+
+    @property
+    def where(self) -> str:
+        """The file's path."""
+        return str(self.path)
+
+    def lock(self) -> None:
+        """Take the checkpoint's lock, or fail if another forwarder holds it."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "ab")
+        except OSError as exc:
+            raise CheckpointError(f"{lock_path}: cannot create the lock file: {exc.strerror}") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise CheckpointError(
+                f"{self.path}: another forwarder is using this checkpoint (lock {lock_path} is held); "
+                "stop it, or give this one its own checkpoint.path"
+            ) from None
+        self._lock = handle
+
+    def unlock(self) -> None:
+        """Release the lock taken by lock()."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def load(self) -> Position | None:
+        """The saved position, or None when there is no checkpoint yet."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{self.path}: cannot read the checkpoint: {exc}") from exc
+        return self.read_document(text)
+
     def save(self, position: Position | None) -> None:
         """Write *position* and the notes atomically (temp file, fsync, rename, fsync of the dir)."""
-        data = {
-            "version": VERSION,
-            "source": self.source_id,
-            "cursor": position.cursor if position else None,
-            "records": position.records if position else 0,
-            "updated_at": now_text(),
-            "gaps": self.gaps,
-            "quarantined": self.quarantined,
-            "failure": asdict(self.failure) if self.failure else None,
-            "last_error": self.last_error,
-        }
+        data = self.document(position)
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -64,16 +64,21 @@ class DeadLetter:
         """Write every line noted so far, durably (before the checkpoint moves past them)."""
         if not self._pending:
             return
+        self._append(self._pending)
+        self.written += len(self._pending)
+        self._pending = []
+
+    def _append(self, lines: list[str]) -> None:
+        """Append *lines* to the file, fsynced (a fleet's pipeline writes them to S3 instead:
+        ``forwarder.coordination.state``)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
-                handle.writelines(self._pending)
+                handle.writelines(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise CheckpointError(f"{self.path}: cannot write the dead-letter file: {exc.strerror}") from exc
-        self.written += len(self._pending)
-        self._pending = []
 
 
 # A dead-letter line holds a record (up to parser.max_record_bytes, 1 MiB by default) twice

@@ -7,6 +7,9 @@ checkpoint waits meanwhile (the pipeline saves only what came back acknowledged)
 
 Pacing (``output.max_events_per_sec``) spreads batches out; a transport that paces itself
 (UDP, per datagram) is left to do so. Time left idle is not made up for with a burst.
+
+Before every attempt the fence is asked (``core.fence``): a forwarder that lost a fleet's
+pipeline sends nothing more for it (LeaseLost).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
 from forwarder.errors import SendError
 from forwarder.transports.base import Transport
@@ -50,21 +54,25 @@ class Delivery:
         observer: Observer,
         stop: threading.Event,
         once: bool = False,
+        fence: Fence = UNFENCED,
     ) -> None:
         self.transport = transport
         self._settings = settings
         self._observer = observer
         self._stop = stop
         self._once = once
+        self._fence = fence
         self._paced_since = time.monotonic()
         self._paced_events = 0
 
     def send(self, messages: list[bytes]) -> None:
         """Send *messages* until acknowledged; Stopped when a stop came during a wait,
-        SendError (``once`` only) after ONCE_SEND_ATTEMPTS refusals."""
+        SendError (``once`` only) after ONCE_SEND_ATTEMPTS refusals, LeaseLost when the
+        fence closed."""
         transport, settings = self.transport, self._settings
         attempt = 0
         while True:
+            self._fence.check()
             try:
                 started = time.monotonic()
                 transport.send(messages)

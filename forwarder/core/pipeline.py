@@ -16,7 +16,9 @@ It owns the delivery guarantee (at least once, in order):
   then);
 - records not sent as they were (bad, repaired, cut to size) are reported
   (``core.reports``), and the dead-letter file is made durable before the checkpoint
-  moves past them.
+  moves past them;
+- a pipeline a fleet shares asks its fence (``core.fence``) before every save, as
+  delivery does before every send: once its lease is lost it stops (LeaseLost).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step
-from forwarder.core.checkpoint import CheckpointStore, Position
+from forwarder.core.checkpoint import Checkpoint, Position
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
+from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
 from forwarder.core.reading import Batch, ReadSettings, read_batches
 from forwarder.core.reports import Reports, RunStats
@@ -60,7 +63,7 @@ class Pipeline:
         self,
         name: str,
         source: Source,
-        store: CheckpointStore,
+        store: Checkpoint,
         encoder: EventEncoder,
         delivery: Delivery,
         dead_letter: DeadLetter,
@@ -68,6 +71,7 @@ class Pipeline:
         settings: PipelineSettings,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
+        fence: Fence = UNFENCED,
     ) -> None:
         self.name = name
         self.source = source
@@ -79,6 +83,7 @@ class Pipeline:
         self._settings = settings
         self.observer = observer or Observer()
         self.stop = stop or threading.Event()
+        self.fence = fence
         self.stats = RunStats()
         self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
         self.position: Position | None = None
@@ -112,7 +117,7 @@ class Pipeline:
         unless *force*."""
         if self.position is not None and not force:
             raise ConfigError(
-                f"{self.store.path}: a checkpoint exists already (at "
+                f"{self.store.where}: a checkpoint exists already (at "
                 f"{self.source.describe(self.position.cursor, self.position.records)}); "
                 "add --force to replace it"
             )
@@ -189,7 +194,8 @@ class Pipeline:
         obj = item.obj
         assert obj is not None
         if obj.gap is not None:
-            self._note_gap(obj)
+            self.reports.gap(self.source.id, obj.key, obj.gap)
+            self.store.record_gap(obj.gap)
         if obj.quarantine:  # the source gives up on it: nothing to read
             log.error("%s: %s: quarantined (see forwarder status)", obj.key, obj.quarantine)
             self._quarantine_object(obj, obj.quarantine)
@@ -217,21 +223,6 @@ class Pipeline:
                 path = self.source.fetch(obj)
             except FetchError as exc:
                 error = exc
-
-    def _note_gap(self, obj: LogObject) -> None:
-        gap = obj.gap
-        assert gap is not None
-        log.warning(
-            "GAP: %s missing from %s (%s); their events cannot be forwarded; continuing with %s",
-            gap.text,
-            self.source.id,
-            gap.detail or f"{gap.missing} missing",
-            obj.key,
-            extra={"gap_first": gap.first, "gap_last": gap.last},
-        )
-        self.stats.gaps += 1
-        self.observer.gap(gap)
-        self.store.record_gap(gap)
 
     def _quarantine_object(self, obj: LogObject, reason: str) -> None:
         identity = self.source.identity(obj)
@@ -291,6 +282,7 @@ class Pipeline:
         self._save(Position(self.source.after(obj, self.position.cursor), records))
 
     def _save(self, position: Position | None) -> None:
+        self.fence.check()  # a forwarder that lost the pipeline writes nothing more for it
         self.dead_letter.commit()  # before the checkpoint moves past the records it names
         self.store.save(position)
         self.position = position

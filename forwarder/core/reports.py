@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.observer import Observer
 from forwarder.core.reading import Note, ReadSettings
+from forwarder.sources.base import Gap
 
 log = logging.getLogger("forwarder.core.pipeline")
 
@@ -78,6 +79,19 @@ class Reports:
                 self._repaired(label, note)
             else:
                 self._oversize(label, note)
+
+    def gap(self, source: str, key: str, gap: Gap) -> None:
+        """Objects are missing before *key* (*gap*): said loudly, counted."""
+        log.warning(
+            "GAP: %s missing from %s (%s); their events cannot be forwarded; continuing with %s",
+            gap.text,
+            source,
+            gap.detail or f"{gap.missing} missing",
+            key,
+            extra={"gap_first": gap.first, "gap_last": gap.last},
+        )
+        self.stats.gaps += 1
+        self.observer.gap(gap)
 
     def done(self, label: str) -> None:
         """The object is done: sum up what was not logged one by one; start counting afresh."""

@@ -5,7 +5,10 @@ retries on its own; the others go on. ``stop()`` (SIGTERM) asks every pipeline t
 its batch in flight and save; ``reload(config)`` (SIGHUP) starts the pipelines added,
 stops the ones removed, restarts the ones whose settings changed and leaves the rest
 alone. A pipeline that stops on an error it cannot get past (a corrupt or unwritable
-checkpoint) says so once, in the log and on /readyz; the others go on.
+checkpoint) says so once, in the log and on /readyz; the others go on. A fleet's pipeline
+whose lease this forwarder lost (LeaseLost) stops quietly: it is not failing, it moved to
+another forwarder; ``forwarder.coordination`` decides which pipelines run here and tells
+the runner with ``reload`` (its *reason* names who asked).
 
 Threads, not processes: the work is waiting on S3 and collectors, and the encoding is
 light; ``benchmarks/pipelines.py`` measures 200 idle pipelines and 20 busy ones.
@@ -24,7 +27,7 @@ from forwarder.core.delivery import Stopped
 from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline
 from forwarder.core.reports import RunStats
-from forwarder.errors import ForwarderError
+from forwarder.errors import ForwarderError, LeaseLost
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,9 @@ class Runner:
         self._lock = threading.Lock()
         self.workers: dict[str, Worker] = {}
         self.finished: list[Worker] = []  # stopped for good: by a reload, or on an error
+        # What finished pipelines did; their objects (clients, buffers) are let go, since a
+        # fleet's pipelines may come and go for months.
+        self._finished_stats = RunStats()
 
     def start(self, config: Config) -> None:
         """Start every pipeline of *config*."""
@@ -76,6 +82,9 @@ class Runner:
         try:
             pipeline = worker.pipeline = self._build(worker.config, worker.stop, observer)
             pipeline.open()
+        except LeaseLost as exc:
+            log.warning("%s; not started here", exc)
+            return
         except ForwarderError as exc:
             self._failed(worker, observer, exc)
             return
@@ -90,6 +99,8 @@ class Runner:
                 pipeline.run_forever()
         except Stopped:
             pass
+        except LeaseLost as exc:
+            log.warning("%s; this forwarder sends and saves nothing more for it", exc)
         except ForwarderError as exc:
             self._failed(worker, observer, exc)
         except BaseException as exc:
@@ -123,9 +134,10 @@ class Runner:
         for worker in list(self.workers.values()):
             worker.stop.set()
 
-    def reload(self, config: Config) -> None:
+    def reload(self, config: Config, reason: str = "SIGHUP") -> None:
         """Start added pipelines, stop removed ones, restart changed ones (and ones that stopped on
-        an error: a reload is how to retry them once fixed); the rest go on."""
+        an error: a reload is how to retry them once fixed); the rest go on. *reason* begins
+        the log lines."""
         wanted = {p.name: p for p in config.pipelines}
         going = [
             name
@@ -140,24 +152,33 @@ class Runner:
                 worker.thread.join()
             with self._lock:
                 del self.workers[name]
+            if worker.pipeline is not None:
+                _add(self._finished_stats, worker.pipeline.stats)
+                worker.pipeline = None
             self.finished.append(worker)
-            log.info("SIGHUP: pipeline %s %s", name, "restarting" if name in wanted else "removed")
+            log.info("%s: pipeline %s %s", reason, name, "restarting" if name in wanted else "removed")
         for name, pipeline in wanted.items():
             if name not in self.workers:
                 if not any(w.config.name == name for w in self.finished):
-                    log.info("SIGHUP: pipeline %s added", name)
+                    log.info("%s: pipeline %s added", reason, name)
                 self._start(pipeline)
 
     def stats(self) -> RunStats:
         """What every pipeline did, summed (those a reload stopped included)."""
         total = RunStats()
-        for worker in [*self.finished, *self.workers.values()]:
+        _add(total, self._finished_stats)
+        for worker in list(self.workers.values()):
             if worker.pipeline is not None:
-                for name, value in vars(worker.pipeline.stats).items():
-                    if isinstance(value, int) and name != "started":
-                        setattr(total, name, getattr(total, name) + value)
+                _add(total, worker.pipeline.stats)
         return total
 
     def errors(self) -> list[BaseException]:
         """The errors pipelines stopped on (still configured ones)."""
         return [w.error for w in self.workers.values() if w.error is not None]
+
+
+def _add(total: RunStats, stats: RunStats) -> None:
+    """Add *stats*' counts to *total*."""
+    for name, value in vars(stats).items():
+        if isinstance(value, int) and name != "started":
+            setattr(total, name, getattr(total, name) + value)

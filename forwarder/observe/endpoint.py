@@ -9,6 +9,10 @@
        "pipelines": {"acme": {"ready": false, "checks": {"collector": {"ok": false, "detail": "..."},
                                                          "bucket": {...}, "stuck": {...}}},
                      "beta": {"ready": true, "checks": {...}}}}
+
+  In a fleet the pipelines are those this forwarder holds (none is fine: ready), and
+  ``"coordination": {"ok": ..., "detail": ...}`` must be ok too: the fleet's bucket
+  answered the last round and every lease was renewed.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from forwarder.observe.health import Health
 log = logging.getLogger(__name__)
 
 
-def readiness(healths: Mapping[str, Health]) -> dict[str, Any]:
-    """The /readyz body for the pipelines' *healths* (see the module docstring)."""
+def readiness(healths: Mapping[str, Health], coordination: tuple[bool, str] | None = None) -> dict[str, Any]:
+    """The /readyz body for the pipelines' *healths* and, in a fleet, *coordination*'s
+    (ok, detail) (see the module docstring)."""
     pipelines: dict[str, Any] = {}
     for name, health in list(healths.items()):
         checks = health.checks()
@@ -40,7 +45,15 @@ def readiness(healths: Mapping[str, Health]) -> dict[str, Any]:
             "checks": {key: {"ok": c.ok, "detail": c.detail} for key, c in checks.items()},
         }
     not_ready = [name for name, state in pipelines.items() if not state["ready"]]
-    return {"ready": bool(pipelines) and not not_ready, "not_ready": not_ready, "pipelines": pipelines}
+    if coordination is None:
+        return {"ready": bool(pipelines) and not not_ready, "not_ready": not_ready, "pipelines": pipelines}
+    ok, detail = coordination
+    return {
+        "ready": ok and not not_ready,
+        "not_ready": not_ready,
+        "pipelines": pipelines,
+        "coordination": {"ok": ok, "detail": detail},
+    }
 
 
 # Gives the /readyz body (``readiness``).

@@ -41,6 +41,15 @@ stuck_seconds                      gauge      time held on an object that cannot
 ready                              gauge      1 when /readyz says this pipeline is ready
 =================================  =========  ===========================================
 
+In a fleet (``coordination.kind: s3``) two more, labelled ``forwarder`` (this forwarder's
+id) instead of ``pipeline``:
+
+=================================  =========  ===========================================
+pipelines_owned                    gauge      pipelines whose lease this forwarder holds
+lease_renew_failures_total         counter    lease renewals S3 did not answer (each one
+                                              logged with its pipeline)
+=================================  =========  ===========================================
+
 Counters start at zero with each process (Prometheus' ``rate``/``increase`` handle that);
 what the checkpoint keeps across restarts (gaps, quarantine) is in ``forwarder status``.
 """
@@ -48,20 +57,15 @@ what the checkpoint keeps across restarts (gaps, quarantine) is in ``forwarder s
 from __future__ import annotations
 
 import contextlib
-import math
-import time
-from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from forwarder.core.observer import Observer
+from forwarder.observe.gauges import StateCollector
 from forwarder.observe.health import Health
 from forwarder.observe.progress import Backlog
 from forwarder.sources.base import Gap, LogObject
-from forwarder.sources.ledger import ledger_size
 
 # Measured on loopback (rsyslog, 58 batches of 1000 events): a quarter within 1 ms, median
 # ~2.5 ms, all within 25 ms. A WAN adds its round trip; a stalled collector takes up to
@@ -113,15 +117,32 @@ class Metrics:
         )
         # Each pipeline's gauges: replaced (never changed in place) when a pipeline comes or goes.
         self.state: dict[str, tuple[Backlog, Health]] = {}
-        self.registry.register(_StateCollector(self))
+        self.registry.register(StateCollector(lambda: self.state))
 
     def pipeline(self, name: str, backlog: Backlog, health: Health) -> PipelineMetrics:
         """The observer pipeline *name* reports to; its gauges come from *backlog* and *health*."""
         self.state = {**self.state, name: (backlog, health)}
         return PipelineMetrics(self, name)
 
+    def fleet(self, forwarder: str) -> FleetMetrics:
+        """The observer of this forwarder's part in a fleet (``forwarder.coordination``)."""
+        owned = Gauge(
+            "forwarder_pipelines_owned",
+            "Pipelines whose lease this forwarder holds.",
+            ("forwarder",),
+            registry=self.registry,
+        )
+        failures = Counter(
+            "forwarder_lease_renew_failures_total",
+            "Lease renewals S3 did not answer.",
+            ("forwarder",),
+            registry=self.registry,
+        )
+        return FleetMetrics(owned.labels(forwarder), failures.labels(forwarder))
+
     def forget(self, name: str) -> None:
-        """Pipeline *name* is gone (a reload removed it): its series leave /metrics."""
+        """Pipeline *name* is gone (a reload removed it, or its lease moved to another
+        forwarder): its series leave /metrics."""
         self.state = {k: v for k, v in self.state.items() if k != name}
         singles: tuple[Any, ...] = (
             self.read,
@@ -144,6 +165,21 @@ class Metrics:
 def _remove(metric: Any, labels: tuple[str, ...]) -> None:
     with contextlib.suppress(KeyError):  # never reported
         metric.remove(*labels)
+
+
+class FleetMetrics:
+    """This forwarder's fleet series: pipelines owned, renewals S3 did not answer."""
+
+    def __init__(self, owned: Any, failures: Any) -> None:
+        self._owned = owned
+        self._failures = failures
+        owned.set(0)
+
+    def held(self, count: int) -> None:
+        self._owned.set(count)
+
+    def renew_failed(self, pipeline: str) -> None:
+        self._failures.inc()
 
 
 class PipelineMetrics(Observer):
@@ -194,72 +230,3 @@ class PipelineMetrics(Observer):
 
     def message_ignored(self, reason: str) -> None:
         self._ignored[reason].inc()
-
-
-class _StateCollector(Collector):
-    """Gauges read from each pipeline's backlog and health at each scrape."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterator[Any]:
-        families: dict[str, GaugeMetricFamily] = {}
-
-        def gauge(name: str, doc: str, pipeline: str, value: float, **labels: str) -> None:
-            family = families.get(name)
-            if family is None:
-                family = families[name] = GaugeMetricFamily(
-                    f"forwarder_{name}", doc, labels=["pipeline", *labels]
-                )
-            family.add_metric([pipeline, *labels.values()], value)
-
-        for pipeline, (backlog, health) in self._metrics.state.items():
-            state = backlog.state()
-            cursor = state.position.cursor if state.position else {}
-            checks = health.checks()
-            for name, doc, value in (
-                ("files_pending", "Objects still to deliver (NaN: not listed).", state.pending_files),
-                ("bytes_pending", "Bytes of the objects still to deliver.", state.pending_bytes),
-                ("oldest_pending_age_seconds", "Seconds since the oldest object to deliver was written.",
-                 _age(state.oldest_pending_time, state.pending_files)),
-                ("ledger_objects", "Objects the ledger names as done (events_integration).",
-                 _number(ledger_size(cursor))),
-                ("lag_seconds", "Newest object's time minus the delivered object's time.", state.lag_secs),
-                ("newest_file_timestamp_seconds", "S3 LastModified of the newest object seen.",
-                 _known(state.newest_file_time)),
-                ("delivered_file_timestamp_seconds", "S3 LastModified of the object delivered last.",
-                 _known(state.delivered_file_time)),
-                ("checkpoint_sequence", "Sequence number of the checkpoint's file (log exporter).",
-                 _number(cursor.get("sequence"))),
-                ("checkpoint_records", "Records of the checkpoint's object delivered.",
-                 state.position.records if state.position else math.nan),
-                ("checkpoint_complete", "1 when the checkpoint's file is done (log exporter).",
-                 float(bool(cursor.get("complete"))) if "sequence" in cursor else math.nan),
-                ("bucket_up", "1 when the last listing or download worked.", _flag(checks["bucket"].ok)),
-                ("stuck_seconds", "Seconds held on an object that cannot be read.", health.stuck_secs()),
-                ("ready", "1 when /readyz says this pipeline is ready.",
-                 float(all(c.ok for c in checks.values()))),
-            ):  # fmt: skip
-                gauge(name, doc, pipeline, value)
-            for label, check in list(health.collector_checks.items()):  # one C call: no race
-                gauge("collector_up", "1 when the collector acknowledges, 0 when not.", pipeline,
-                      _flag(check.ok), collector=label)  # fmt: skip
-        yield from families.values()
-
-
-def _age(epoch: float, pending: float) -> float:
-    if math.isnan(pending):
-        return math.nan
-    return max(0.0, time.time() - epoch) if epoch else 0.0
-
-
-def _flag(ok: bool | None) -> float:
-    return math.nan if ok is None else float(ok)
-
-
-def _known(epoch: float) -> float:
-    return epoch if epoch else math.nan
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else math.nan

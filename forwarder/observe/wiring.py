@@ -4,7 +4,8 @@ Each pipeline gets a ``Fanout`` of its own ``Backlog`` (how far behind), ``Progr
 (backlog log lines) and, with ``metrics.listen``, ``Health`` (readiness) and its child of
 the process's ``Metrics``. The process has one HTTP endpoint for all of them: /metrics
 with a ``pipeline`` label on every series, /readyz ready only when every pipeline is.
-The live status line on a terminal follows the pipeline when there is only one.
+The live status line on a terminal follows the pipeline when there is only one. In a
+fleet, ``fleet`` gives the coordinator its metrics and ``coordination`` its readiness.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from forwarder.core.observer import Fanout, Observer
 from forwarder.observe.endpoint import Endpoint, readiness
 from forwarder.observe.health import Health
 from forwarder.observe.logs import show_status
-from forwarder.observe.metrics import Metrics
+from forwarder.observe.metrics import FleetMetrics, Metrics
 from forwarder.observe.progress import Backlog, Progress
 
 
@@ -35,6 +36,8 @@ class Observing:
         self.healths: dict[str, Health] = {}
         self.backlogs: dict[str, Backlog] = {}
         self._progress: dict[str, Progress] = {}
+        # In a fleet: the coordinator's (ok, detail), for /readyz.
+        self.coordination: Callable[[], tuple[bool, str]] | None = None
         m = config.metrics
         if m.listen:
             self.metrics = Metrics()
@@ -65,9 +68,13 @@ class Observing:
         if self.metrics is not None:
             self.metrics.forget(name)
 
+    def fleet(self, forwarder: str) -> FleetMetrics | None:
+        """The observer of this forwarder's part in a fleet (None without metrics)."""
+        return self.metrics.fleet(forwarder) if self.metrics is not None else None
+
     def ready(self) -> dict[str, Any]:
         """The /readyz body."""
-        return readiness(self.healths)
+        return readiness(self.healths, self.coordination() if self.coordination is not None else None)
 
     def close(self) -> None:
         """Stop the endpoint and clear the live line."""

@@ -134,8 +134,9 @@ def _client(access: S3Access) -> Any:
     return session.client("s3", endpoint_url=access.endpoint_url or None, config=config)
 
 
-def make_s3_client(access: S3Access) -> Any:
-    """A boto3 S3 client from the source settings (boto3's credential chain when no keys).
+def make_s3_client(access: S3Access, part: str = "source") -> Any:
+    """A boto3 S3 client from the settings of config section *part* (boto3's credential chain
+    when no keys).
 
     Settings boto3 refuses (an unknown profile, a malformed region or endpoint URL) are a
     ConfigError naming the key.
@@ -144,10 +145,10 @@ def make_s3_client(access: S3Access) -> Any:
         with BUILDING:
             return _client(access)
     except botocore.exceptions.ProfileNotFound as exc:
-        raise ConfigError(f"source.profile: {exc} (check the name and the shared credentials file)") from None
+        raise ConfigError(f"{part}.profile: {exc} (check the name and the shared credentials file)") from None
     except botocore.exceptions.InvalidRegionError as exc:
-        raise ConfigError(f"source.region: {exc}") from None
+        raise ConfigError(f"{part}.region: {exc}") from None
     except ValueError as exc:  # botocore: "Invalid endpoint: <url>"
-        raise ConfigError(f"source.endpoint_url: {exc} (expected a URL such as https://host:port)") from None
+        raise ConfigError(f"{part}.endpoint_url: {exc} (expected a URL such as https://host:port)") from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise ConfigError(f"source: cannot set up the S3 client: {exc}") from None
+        raise ConfigError(f"{part}: cannot set up the S3 client: {exc}") from None

@@ -9,7 +9,9 @@ records it (an STS call with its form), and on demand it:
 - answers a missing object with 403 AccessDenied instead of 404 (``missing_as_403``), as S3
   does for callers without ListBucket;
 - injects faults (``faults``): a queue of "500", "503", "reset", "truncate", consumed one per
-  object GET.
+  object GET;
+- drops the ``If-Match`` and ``If-None-Match`` headers (``ignore_conditions``), as an
+  S3-compatible store that takes conditional writes and ignores them would.
 
 Listens on 127.0.0.1 only; ``stop()`` shuts it down.
 """
@@ -56,6 +58,7 @@ class S3Proxy:
     missing_as_403: bool = False
     rejected_keys: set[str] = field(default_factory=set)
     faults: list[str] = field(default_factory=list)
+    ignore_conditions: bool = False
     requests: list[SeenRequest] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -152,7 +155,8 @@ class S3Proxy:
         up = urlsplit(self.upstream)
         conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port or 80, timeout=60)
         try:
-            headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+            dropped = ("host", "if-match", "if-none-match") if self.ignore_conditions else ("host",)
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in dropped}
             conn.request(handler.command, handler.path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()

@@ -113,7 +113,7 @@ def test_a_single_pipeline_file_is_one_pipeline_called_default() -> None:
         ("defaults: {metrics: {}}\npipelines: [{name: a, source: {bucket: b}}]\n",
          "defaults.metrics: unknown key; defaults takes: source, parser, output, checkpoint, batch"),
         ("pipelines: [{name: a, source: {bucket: b}}]\nsorce: {}\n",
-         "sorce: unknown key; the config file takes: pipelines, defaults, log, metrics"),
+         "sorce: unknown key; the config file takes: pipelines, defaults, log, metrics, coordination"),
         ("pipelines: [{name: a, source: {bucket: b}}, {name: b, source: {bucket: b}}]\n"
          "defaults: {checkpoint: {path: /tmp/one.json}}\n",
          "pipelines[1] (b).checkpoint.path: /tmp/one.json is also pipelines[0] (a)'s; give each pipeline "

@@ -22,7 +22,8 @@ LAYERS = {
     "transports": {"errors", "config", "formats"},
     "core": {"errors", "config", "formats", "sources", "transports"},
     "observe": {"errors", "config", "core", "sources"},
-    "compose": {"errors", "config", "formats", "sources", "transports", "core", "observe"},
+    "coordination": {"errors", "config", "core", "sources"},
+    "compose": {"errors", "config", "formats", "sources", "transports", "core", "observe", "coordination"},
     "commands": {
         "errors",
         "config",
@@ -31,6 +32,7 @@ LAYERS = {
         "transports",
         "core",
         "observe",
+        "coordination",
         "compose",
         "samples",
     },
