@@ -26,7 +26,7 @@ from forwarder.config import (
     SourceConfig,
 )
 from forwarder.config.checks import state_files
-from forwarder.config.sources import EventsIntegrationConfig
+from forwarder.config.sources import EventsIntegrationConfig, S3Objects
 from forwarder.coordination.coordinator import Coordinator, FleetObserver
 from forwarder.coordination.members import default_id
 from forwarder.coordination.objects import Objects
@@ -58,15 +58,20 @@ from forwarder.transports.base import Transport
 from forwarder.transports.factory import make_transport
 
 
-def build_log_exporter(
-    settings: SourceConfig, observer: Observer, stop: threading.Event
-) -> LogExporterSource:
-    """``kind: log_exporter``: listing or probing one bucket prefix."""
+def _bucket(settings: S3Objects) -> Bucket:
+    """The source's bucket, able to build its S3 client again (rotated credentials)."""
 
     def client() -> Any:
         return make_s3_client(settings)
 
-    bucket = Bucket(client(), settings, client, settings.download_dir)
+    return Bucket(client(), settings, client, settings.download_dir)
+
+
+def build_log_exporter(
+    settings: SourceConfig, observer: Observer, stop: threading.Event
+) -> LogExporterSource:
+    """``kind: log_exporter``: listing or probing one bucket prefix."""
+    bucket = _bucket(settings)
     probing = (
         Probing(bucket, settings.key_template, settings.max_gap_files)
         if settings.discovery == "probe"
@@ -81,11 +86,7 @@ def build_events_integration(
     settings: EventsIntegrationConfig, observer: Observer, stop: threading.Event
 ) -> Source:
     """``kind: events_integration``: Cato's objects in the customer's bucket, by listing or SQS."""
-
-    def client() -> Any:
-        return make_s3_client(settings)
-
-    bucket = Bucket(client(), settings, client, settings.download_dir)
+    bucket = _bucket(settings)
     if settings.discovery == "sqs":
         queued = QueueSource(bucket, settings, Queue(settings, lambda: make_sqs_client(settings)))
         queued.on_listing, queued.on_ignored = observer.listed, observer.message_ignored

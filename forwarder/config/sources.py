@@ -64,7 +64,21 @@ class S3Access:
 
 
 @dataclass(frozen=True)
-class SourceConfig(S3Access):
+class S3Objects(S3Access):
+    """How the objects of a bucket are fetched and what happens to one that cannot be read
+    (shared by the S3 kinds)."""
+
+    download_dir: str = ""
+    max_attempts: int = field(default=5, metadata=limits(1, 1000))
+    on_bad_file: str = field(default="stop", metadata=choice("stop", "quarantine"))
+    bad_file_retry_secs: float = field(default=2.0, metadata=limits(0.01))
+    max_member_bytes: int = field(default=10 << 30, metadata=limits(1))
+    prefetch_files: int = field(default=2, metadata=limits(0, 64))
+    prefetch_bytes: int = field(default=256 << 20, metadata=limits(0))
+
+
+@dataclass(frozen=True)
+class SourceConfig(S3Objects):
     """``kind: log_exporter``: the Log Exporter's files in an S3 bucket, found by listing or by name."""
 
     kind: str = field(default="log_exporter", metadata=choice("log_exporter"))
@@ -75,13 +89,6 @@ class SourceConfig(S3Access):
     zip_password: str = ""
     poll_interval_secs: float = field(default=30.0, metadata=limits(0.1))
     start: int | str = "earliest"
-    download_dir: str = ""
-    max_attempts: int = field(default=5, metadata=limits(1, 1000))
-    on_bad_file: str = field(default="stop", metadata=choice("stop", "quarantine"))
-    bad_file_retry_secs: float = field(default=2.0, metadata=limits(0.01))
-    max_member_bytes: int = field(default=10 << 30, metadata=limits(1))
-    prefetch_files: int = field(default=2, metadata=limits(0, 64))
-    prefetch_bytes: int = field(default=256 << 20, metadata=limits(0))
 
     def checked(self, raw: dict[str, Any], path: str) -> SourceConfig:
         """The settings with ``start`` typed; ConfigError for keys that do not fit together."""
@@ -136,7 +143,7 @@ class SqsSettings:
 
 
 @dataclass(frozen=True)
-class EventsIntegrationConfig(S3Access):
+class EventsIntegrationConfig(S3Objects):
     """``kind: events_integration``: gzip NDJSON objects Cato pushes into the customer's own
     bucket (Events Integration), found by listing the prefix or through SQS notifications."""
 
@@ -156,13 +163,6 @@ class EventsIntegrationConfig(S3Access):
     on_replaced: str = field(default="report", metadata=choice("report", "resend"))
     poll_interval_secs: float = field(default=30.0, metadata=limits(0.1))
     start: str = "earliest"  # earliest, latest, or an ISO 8601 time (objects written since)
-    download_dir: str = ""
-    max_attempts: int = field(default=5, metadata=limits(1, 1000))
-    on_bad_file: str = field(default="stop", metadata=choice("stop", "quarantine"))
-    bad_file_retry_secs: float = field(default=2.0, metadata=limits(0.01))
-    max_member_bytes: int = field(default=10 << 30, metadata=limits(1))
-    prefetch_files: int = field(default=2, metadata=limits(0, 64))
-    prefetch_bytes: int = field(default=256 << 20, metadata=limits(0))
 
     # parser.max_record_bytes when not given: XDR events carry raw_data of more than 5 MB,
     # read whole and then fitted to output.max_message_bytes (output.oversize).

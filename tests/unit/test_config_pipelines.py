@@ -87,10 +87,9 @@ def test_a_single_pipeline_file_is_one_pipeline_called_default() -> None:
          'pipelines[0] (acme).source.prefx: unknown key (did you mean "prefix"?); pipelines[0] (acme).source '
          "takes: bucket, prefix, region, endpoint_url, access_key_id, secret_access_key, session_token, "
          "profile, role_arn, external_id, role_session_name, s3_retry_mode, s3_max_attempts, "
-         "connect_timeout_secs, read_timeout_secs, kind, key_pattern, discovery, key_template, "
-         "max_gap_files, "
-         "zip_password, poll_interval_secs, start, download_dir, max_attempts, on_bad_file, "
-         "bad_file_retry_secs, max_member_bytes, prefetch_files, prefetch_bytes"),
+         "connect_timeout_secs, read_timeout_secs, download_dir, max_attempts, on_bad_file, "
+         "bad_file_retry_secs, max_member_bytes, prefetch_files, prefetch_bytes, kind, key_pattern, "
+         "discovery, key_template, max_gap_files, zip_password, poll_interval_secs, start"),
         (TWO.replace("hostname: acme", "path: /tmp/x.log"),
          "pipelines[0] (acme).output.path: only applies to protocol file, but protocol is tls "
          "(remove pipelines[0] (acme).output.path or change pipelines[0] (acme).output.protocol)"),
