@@ -261,7 +261,7 @@ def build_coordinator(
     settings = config.coordination
     if not isinstance(settings, S3Coordination):
         return None
-    names = [p.name for p in config.pipelines]
+    names = [p.name for p in config.pipelines if not p.shared_by_queue]
     me = settings.forwarder_id or default_id()
     return Coordinator(settings, names, coordination_objects(settings), me, observer, greedy)
 

@@ -71,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     fleet = build_coordinator(config, greedy=once)
 
     def build(config: PipelineConfig, stop: threading.Event, observer: Observer) -> Pipeline:
-        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, fleet=fleet)
+        leased = fleet if not config.shared_by_queue else None  # a queue's readers keep local state
+        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, fleet=leased)
         out = config.output
         log.info(
             "forwarding %s to %s (%s header%s)",

@@ -140,6 +140,12 @@ class PipelineConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
 
+    @property
+    def shared_by_queue(self) -> bool:
+        """Its source reads a queue that several readers share (Events Integration through SQS):
+        every forwarder of a fleet runs it; the queue, not a lease, spreads the work."""
+        return bool(getattr(self.source, "discovery", "") == "sqs")
+
 
 @dataclass(frozen=True)
 class LogConfig:

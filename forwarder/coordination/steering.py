@@ -1,4 +1,5 @@
-"""Steering: the runner runs exactly the pipelines whose leases this forwarder holds.
+"""Steering: the runner runs exactly the pipelines whose leases this forwarder holds, and
+those that read a shared queue (every forwarder reads it: the queue spreads the work).
 
 ``run``'s main loop calls ``step`` a few times a second. When the coordinator's
 ``wanted()`` changed — a lease taken, one lost, one to let go — the runner is told
@@ -31,14 +32,16 @@ class Steering:
         self._runner = runner
         self._forget = forget
         self._running: dict[str, Lease] = {}
+        self._started = False  # the first step always tells the runner (queue pipelines start)
 
     def step(self, config: Config, reason: str = "fleet") -> None:
         """Apply what the coordinator holds now to the runner (*config*'s pipelines)."""
         wanted = self.coordinator.wanted()
         gone = [lease for name, lease in self._running.items() if wanted.get(name) is not lease]
-        if not gone and wanted.keys() == self._running.keys():
+        if self._started and not gone and wanted.keys() == self._running.keys():
             return
-        held = tuple(p for p in config.pipelines if p.name in wanted)
+        self._started = True
+        held = tuple(p for p in config.pipelines if p.name in wanted or p.shared_by_queue)
         self._runner.reload(dataclasses.replace(config, pipelines=held), reason)
         self._running = wanted
         self.coordinator.stopped(gone)
@@ -48,7 +51,7 @@ class Steering:
 
     def reload(self, config: Config) -> None:
         """SIGHUP: the config's pipelines are the fleet's now; changed ones restart here."""
-        self.coordinator.pipelines = [p.name for p in config.pipelines]
+        self.coordinator.pipelines = [p.name for p in config.pipelines if not p.shared_by_queue]
         self.step(config)
-        held = tuple(p for p in config.pipelines if p.name in self._running)
+        held = tuple(p for p in config.pipelines if p.name in self._running or p.shared_by_queue)
         self._runner.reload(dataclasses.replace(config, pipelines=held), "SIGHUP")
