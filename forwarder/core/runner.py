@@ -44,6 +44,7 @@ class Worker:
     thread: threading.Thread | None = None
     pipeline: Pipeline | None = None
     error: BaseException | None = None
+    observer: Observer = field(default_factory=Observer)
 
 
 class Runner:
@@ -66,7 +67,8 @@ class Runner:
             self._start(pipeline)
 
     def _start(self, config: PipelineConfig) -> None:
-        worker = Worker(config)
+        # The observers first, here: /readyz knows the pipeline before its thread runs.
+        worker = Worker(config, observer=self._observers(config.name))
         # daemon: a second Ctrl-C ends the process even while a pipeline waits on its collector
         worker.thread = threading.Thread(
             target=self._run, args=(worker,), name=f"pipeline:{config.name}", daemon=True
@@ -78,7 +80,7 @@ class Runner:
     def _run(self, worker: Worker) -> None:
         name = worker.config.name
         PIPELINE.set(name)
-        observer = self._observers(name)
+        observer = worker.observer
         try:
             pipeline = worker.pipeline = self._build(worker.config, worker.stop, observer)
             pipeline.open()
