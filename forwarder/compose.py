@@ -20,7 +20,7 @@ from forwarder.core.checkpoint import CheckpointStore
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, DeliverySettings
 from forwarder.core.observer import Observer
-from forwarder.core.pipeline import Pipeline, PipelineSettings
+from forwarder.core.pipeline import Pipeline, PipelineSettings, Receipt
 from forwarder.core.reading import ReadSettings
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Source
@@ -106,15 +106,18 @@ def build_pipeline(
     files = state_files(config)
     src, out = config.source, config.output
     encoder = EventEncoder(out, config.parser) if clock is None else EventEncoder(out, config.parser, clock)
-    delivery = Delivery(
+    delivery: Delivery[Receipt] = Delivery(
         transport,
-        DeliverySettings(out.retry_initial_secs, out.retry_max_secs, out.max_events_per_sec),
+        DeliverySettings(
+            out.retry_initial_secs, out.retry_max_secs, out.max_events_per_sec, out.max_unacked_bytes
+        ),
         observer,
         stop,
         once,
     )
     settings = PipelineSettings(
         poll_interval_secs=src.poll_interval_secs,
+        checkpoint_interval_secs=config.checkpoint.interval_secs,
         prefetch_files=src.prefetch_files,
         prefetch_bytes=src.prefetch_bytes,
         bad_files=BadFilePolicy(src.max_attempts, src.bad_file_retry_secs, src.on_bad_file),

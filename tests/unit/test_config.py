@@ -88,7 +88,7 @@ def test_misspelt_key_is_named_with_its_path_and_a_suggestion(text: str, expecte
 def test_unknown_key_lists_what_the_section_takes() -> None:
     """An unknown key with no close match gets no guess, but the section's valid keys."""
     message = config_error(f"{MINIMAL}checkpoint:\n  zzz: 1\n")
-    assert message == "checkpoint.zzz: unknown key; checkpoint takes: path, quarantine_path"
+    assert message == "checkpoint.zzz: unknown key; checkpoint takes: path, interval_secs, quarantine_path"
 
 
 @pytest.mark.parametrize(
