@@ -139,15 +139,23 @@ class FakeTransport:
         return None
 
 
-def make_config(tmp_path: Path, max_events: int = 1000, start: str = "earliest", source: str = "") -> Config:
+def make_config(
+    tmp_path: Path,
+    max_events: int = 1000,
+    start: str = "earliest",
+    source: str = "",
+    interval_secs: float = 0,
+    output: str = "",
+) -> Config:
     """Prefetch is off unless *source* (extra YAML lines of the source section) turns it on;
-    the checkpoint is written after every acknowledged batch (interval_secs: 0)."""
+    the checkpoint is written after every acknowledged batch unless *interval_secs* says."""
     return parse_config(
         f"source:\n  bucket: {BUCKET}\n  prefix: {PREFIX}\n  start: {start}\n"
         "  poll_interval_secs: 0.1\n  prefetch_files: 0\n  max_attempts: 2\n  bad_file_retry_secs: 0.01\n"
         + source
         + "output:\n  header: none\n  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n"
-        f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n  interval_secs: 0\n"
+        + output
+        + f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n  interval_secs: {interval_secs}\n"
         f"batch:\n  max_events: {max_events}\n",
         env={},
     )
