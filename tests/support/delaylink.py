@@ -161,9 +161,10 @@ class DelayLink:
     def close(self) -> None:
         """Stop the bridge (its tun devices go with it) and delete both namespaces."""
         if self._bridge is not None:
-            with contextlib.suppress(OSError):
-                if self._bridge.stdin is not None:
-                    self._bridge.stdin.close()
+            for pipe in (self._bridge.stdin, self._bridge.stdout):
+                with contextlib.suppress(OSError):
+                    if pipe is not None:
+                        pipe.close()
             self._bridge.kill()
             self._bridge.wait(10)
             self._bridge = None
