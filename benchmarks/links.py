@@ -14,10 +14,10 @@ with a 20 ms round trip, each against its own baseline measured in the same run.
 2. **RELP, long link**: the same imrelp behind ``tests/support/delayproxy.py``, which holds
    every chunk 0 ms, then 10 ms, each way: every answer comes back 20 ms after its message
    left. Ratio 10 ms/0 ms.
-3. **TCP, long link**: ``tests/support/delaylink.py``, two network namespaces joined by tun
-   devices and a bridge holding every packet 0 ms, then 10 ms, each way (TCP's own
-   acknowledgements cross it too); the forwarder and the S3 server on the near side,
-   ``benchmarks/sink.py`` on the far side; ``--link-events``. Seconds from launch until the
+3. **TCP, long link**: ``tests/support/delaylink.py``, a network namespace joined to this
+   one by tun devices and a bridge holding every packet 0 ms, then 10 ms, each way (TCP's
+   own acknowledgements cross it too); the forwarder and the S3 server here,
+   ``benchmarks/sink.py`` in the namespace; ``--link-events``. Seconds from launch until the
    sink read the end of the stream; ratio 10 ms/0 ms. Left out (said so) without root.
 
 The events are Cato-like CEF (``forwarder.samples``), 5,000 to a zip, served by a moto S3
@@ -188,30 +188,23 @@ def main() -> None:
         for tree in args.tree
     }
     parts = {int(part) for part in args.parts.split(",")}
-    link = DelayLink(0).start() if 3 in parts and os.geteuid() == 0 else None
-    if link is not None:
-        link.enter_near()  # everything below runs on the near side; the sink on the far side
     rows: list[dict[str, Any]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="forwarder-links-") as tmp, S3Server() as s3:
-            work = Path(tmp)
-            put_events(s3, args.events)
-            runners = {name: Forwarder(tree, s3.endpoint_url, work / name, extra) for name, (tree, extra) in
-                       trees.items()}  # fmt: skip
-            for runner in runners.values():
-                runner.work.mkdir()
-            with TwoInputs(work / "rsyslog") as rsyslog, DelayProxy(rsyslog.address) as proxy:
-                if 1 in parts:
-                    rows += part_collector(args, runners, rsyslog)
-                if 2 in parts:
-                    rows += part_relp_link(args, runners, rsyslog, proxy)
-            if link is not None:
-                rows += part_tcp_link(args, runners, s3, link)
-    finally:
-        if link is not None:
-            link.close()
-    if 3 in parts and link is None:
-        print("part 3 (TCP over a long link) skipped: it needs root (network namespaces, tun devices)")
+    with tempfile.TemporaryDirectory(prefix="forwarder-links-") as tmp, S3Server() as s3:
+        work = Path(tmp)
+        put_events(s3, args.events)
+        runners = {name: Forwarder(tree, s3.endpoint_url, work / name, extra) for name, (tree, extra) in
+                   trees.items()}  # fmt: skip
+        for runner in runners.values():
+            runner.work.mkdir()
+        with TwoInputs(work / "rsyslog") as rsyslog, DelayProxy(0, rsyslog.address, delay_ms=0) as proxy:
+            if 1 in parts:
+                rows += part_collector(args, runners, rsyslog)
+            if 2 in parts:
+                rows += part_relp_link(args, runners, rsyslog, proxy)
+        if 3 in parts and os.geteuid() == 0:
+            rows += part_tcp_link(args, runners, s3)
+    if 3 in parts and os.geteuid() != 0:
+        print("part 3 (TCP over a long link) left out: it needs root (network namespaces, tun devices)")
     report(rows, args)
 
 
@@ -263,7 +256,7 @@ def part_relp_link(
 
 
 def part_tcp_link(
-    args: argparse.Namespace, runners: dict[str, Forwarder], s3: S3Server, link: DelayLink
+    args: argparse.Namespace, runners: dict[str, Forwarder], s3: S3Server
 ) -> list[dict[str, Any]]:
     print(
         f"3. {args.link_events} events over TCP through a delay link: 0 ms, then {LONG_LINK_MS:g} ms each way"
@@ -273,44 +266,43 @@ def part_tcp_link(
         client.delete_object(Bucket=BUCKET, Key=obj["Key"])
     client.delete_bucket(Bucket=BUCKET)
     text = put_events(s3, args.link_events)
-    sink = subprocess.Popen(
-        link.far_command([sys.executable, str(HERE / "sink.py"), "--host", link.far_address]),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert sink.stdout is not None
-    port = json.loads(sink.stdout.readline())["port"]
-    # what arrives: each event with its RFC 5424 header and octet count (measured on the first run)
-    size: dict[str, int] = {}
-    tcp = {"protocol": "tcp", "host": link.far_address, "port": port}
-    cases: dict[str, Callable[[], float]] = {}
-    for name, runner in runners.items():
-        for delay in (0.0, LONG_LINK_MS):
+    # One link per delay, this namespace at one end (the forwarder reaches the S3 server on
+    # loopback), the sink at the other; what arrives: each event with its header and octet count.
+    with DelayLink(0, a_in_root=True) as fast, DelayLink(LONG_LINK_MS, a_in_root=True) as slow:
+        links = {0.0: fast, LONG_LINK_MS: slow}
+        sinks = {
+            delay: link.popen_in(link.ns_b, [sys.executable, str(HERE / "sink.py"), "--host", link.addr_b],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for delay, link in links.items()
+        }  # fmt: skip
+        ports = {delay: json.loads(sink.stdout.readline())["port"] for delay, sink in sinks.items()}  # type: ignore[union-attr]
+        size: dict[str, int] = {}
+        cases: dict[str, Callable[[], float]] = {}
+        for name, runner in runners.items():
+            for delay, link in links.items():
+                tcp = {"protocol": "tcp", "host": link.addr_b, "port": ports[delay]}
 
-            def case(r: Forwarder = runner, d: float = delay, n: str = name) -> float:
-                link.set_delay(d)
-                if n not in size:  # the first run: learn the stream's size from the sink itself
-                    started = time.monotonic()
-                    finished(r.start(tcp), "sink")
-                    first = json.loads(sink.stdout.readline())  # type: ignore[union-attr]
-                    size[n] = int(first["bytes"])
-                    assert size[n] > text, "the sink read less than the events' text"
-                    return float(first["eof_at"]) - started
-                return into_sink(sink, size[n], lambda: r.start(tcp))
+                def case(
+                    r: Forwarder = runner, d: float = delay, n: str = name, o: dict[str, Any] = tcp
+                ) -> float:
+                    if n not in size:  # the first run: learn the stream's size from the sink itself
+                        started = time.monotonic()
+                        finished(r.start(o), "sink")
+                        first = json.loads(sinks[d].stdout.readline())  # type: ignore[union-attr]
+                        size[n] = int(first["bytes"])
+                        assert size[n] > text, "the sink read less than the events' text"
+                        return float(first["eof_at"]) - started
+                    return into_sink(sinks[d], size[n], lambda: r.start(o))
 
-            cases[f"{name} {delay:g} ms"] = case
-    try:
+                cases[f"{name} {delay:g} ms"] = case
         times = median_cases(args.repeats, cases)
-    finally:
-        assert sink.stdin is not None
-        sink.stdin.close()
-        sink.wait(10)
     rows = []
     for name in runners:
         base = times[f"{name} 0 ms"]
         for delay in (0.0, LONG_LINK_MS):
             secs = times[f"{name} {delay:g} ms"]
-            case = f"tcp, {2 * delay:g} ms round trip"
-            rows.append(row("3. tcp, long link", name, case, args.link_events, secs, base, "0 ms"))
+            case_name = f"tcp, {2 * delay:g} ms round trip"
+            rows.append(row("3. tcp, long link", name, case_name, args.link_events, secs, base, "0 ms"))
     return rows
 
 
