@@ -44,12 +44,12 @@ FACILITIES = {
     "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
 }  # fmt: skip
 # output.max_unacked_bytes when not given. TCP over a 20 ms round trip (benchmarks/links.py,
-# 200k events): 1 MiB took 1.43x the time of the same link at 0 ms, 4 MiB and 16 MiB no
-# longer than at 0 ms. 4 MiB keeps 200 MB/s in flight at 20 ms, and bounds what a crash resends.
+# 200k events): 1 MiB took 1.64x the time of the same link at 0 ms, 4 MiB 1.14x, 16 MiB
+# 1.08x. 4 MiB allows 200 MB/s at 20 ms, and bounds what a crash resends.
 DEFAULT_MAX_UNACKED_BYTES = 4 << 20
 # output.relp_window when not given. librelp's default, 128, caps a session at 6,400 messages/s
 # at 20 ms round trip; through a proxy adding 10 ms each way to rsyslog's answers
-# (benchmarks/links.py, 100k events), 1024 took 2.2x the time at 0 ms, 4096 1.0x.
+# (benchmarks/links.py, 100k events), 1024 took 2.45x the time at 0 ms, 4096 1.08x.
 DEFAULT_RELP_WINDOW = 4096
 # The name a single-pipeline file's pipeline gets.
 DEFAULT_PIPELINE = "default"
