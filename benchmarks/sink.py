@@ -1,6 +1,7 @@
 """A fast TCP sink for the benchmark: accepts connections one after another and counts bytes.
 
-Run as ``python sink.py``: it listens on 127.0.0.1 (a free port), prints ``{"port": N}``,
+Run as ``python sink.py [--host ADDRESS]``: it listens on 127.0.0.1 (or ADDRESS: the far
+end of a delay link, ``benchmarks/links.py``) on a free port, prints ``{"port": N}``,
 then for each connection, once the peer has closed it, one JSON line
 ``{"bytes": ..., "newlines": ..., "eof_at": ...}`` where ``eof_at`` is ``time.monotonic()``
 (the same clock in every process of the machine) when the end of the stream was read. It
@@ -42,7 +43,8 @@ def serve(server: socket.socket) -> None:
 
 
 def main() -> None:
-    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    host = sys.argv[sys.argv.index("--host") + 1] if "--host" in sys.argv else "127.0.0.1"
+    server = socket.create_server((host, 0), backlog=16)
     print(json.dumps({"port": server.getsockname()[1]}), flush=True)
     threading.Thread(target=serve, args=(server,), daemon=True).start()
     sys.stdin.read()  # the benchmark closes our stdin when it is done with us

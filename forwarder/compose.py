@@ -38,7 +38,7 @@ from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, DeliverySettings
 from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
-from forwarder.core.pipeline import Pipeline, PipelineSettings
+from forwarder.core.pipeline import Pipeline, PipelineSettings, Receipt
 from forwarder.core.reading import ReadSettings
 from forwarder.errors import LeaseLost
 from forwarder.formats.encoder import EventEncoder
@@ -194,9 +194,11 @@ def build_pipeline(
     src, out = config.source, config.output
     encoder = EventEncoder(out, config.parser) if clock is None else EventEncoder(out, config.parser, clock)
     store, letters, quarantine, fence = _state(config, source.id, fleet)
-    delivery = Delivery(
+    delivery: Delivery[Receipt] = Delivery(
         transport,
-        DeliverySettings(out.retry_initial_secs, out.retry_max_secs, out.max_events_per_sec),
+        DeliverySettings(
+            out.retry_initial_secs, out.retry_max_secs, out.max_events_per_sec, out.max_unacked_bytes
+        ),
         observer,
         stop,
         once,
@@ -204,6 +206,7 @@ def build_pipeline(
     )
     settings = PipelineSettings(
         poll_interval_secs=src.poll_interval_secs,
+        checkpoint_interval_secs=config.checkpoint.interval_secs,
         prefetch_files=src.prefetch_files,
         prefetch_bytes=src.prefetch_bytes,
         bad_files=BadFilePolicy(src.max_attempts, src.bad_file_retry_secs, src.on_bad_file),

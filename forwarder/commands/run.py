@@ -1,6 +1,6 @@
 """``forwarder run``: every pipeline, until SIGTERM (or once, with ``--once``).
 
-SIGTERM/SIGINT: each pipeline finishes its batch in flight and saves (a second SIGINT
+SIGTERM/SIGINT: each pipeline finishes its batches in flight and saves (a second SIGINT
 aborts); SIGHUP: the config is read again and the pipelines added, removed or changed
 start, stop or restart (``core.runner``); a config that does not load keeps the running one.
 
@@ -49,7 +49,7 @@ class _Signals:
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if self.stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        log.info("%s received: finishing the batch in flight, then exiting", signal.Signals(signum).name)
+        log.info("%s received: finishing the batches in flight, then exiting", signal.Signals(signum).name)
         self.stop.set()
 
 

@@ -32,6 +32,8 @@ _ONLY = {
     "hosts": _NETWORK,
     "port": _NETWORK,
     "path": (("file",), "file"),
+    "relp_window": (("relp", "relp-tls"), "relp or relp-tls"),
+    "max_unacked_bytes": (("tcp", "tls", "relp", "relp-tls"), "tcp, tls, relp or relp-tls"),
 }
 
 

@@ -45,6 +45,14 @@ FACILITIES = {
     "console": 14, "solaris-cron": 15, "local0": 16, "local1": 17, "local2": 18,
     "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
 }  # fmt: skip
+# output.max_unacked_bytes when not given. TCP over a 20 ms round trip (benchmarks/links.py,
+# 200k events): 1 MiB took 1.64x the time of the same link at 0 ms, 4 MiB 1.14x, 16 MiB
+# 1.08x. 4 MiB allows 200 MB/s at 20 ms, and bounds what a crash resends.
+DEFAULT_MAX_UNACKED_BYTES = 4 << 20
+# output.relp_window when not given. librelp's default, 128, caps a session at 6,400 messages/s
+# at 20 ms round trip; through a proxy adding 10 ms each way to rsyslog's answers
+# (benchmarks/links.py, 100k events), 1024 took 2.45x the time at 0 ms, 4096 1.08x.
+DEFAULT_RELP_WINDOW = 4096
 # The name a single-pipeline file's pipeline gets.
 DEFAULT_PIPELINE = "default"
 
@@ -100,6 +108,11 @@ class OutputConfig:
     path: str = ""
     connect_timeout_secs: float = field(default=10.0, metadata=limits(0.1))
     ack_timeout_secs: float = field(default=30.0, metadata=limits(0.1))
+    # Bytes of messages sent and not yet acknowledged, at most (one batch goes whatever its
+    # size): the window that keeps a long link busy, and what a crash may send again.
+    max_unacked_bytes: int = field(default=DEFAULT_MAX_UNACKED_BYTES, metadata=limits(1))
+    # relp, relp-tls: messages sent and not yet answered, at most (librelp's default: 128).
+    relp_window: int = field(default=DEFAULT_RELP_WINDOW, metadata=limits(1, 100_000))
     retry_initial_secs: float = field(default=1.0, metadata=limits(0.01))
     retry_max_secs: float = field(default=60.0, metadata=limits(0.01))
     # Events (udp: datagrams) per second at most; 0 = no limit. The default depends on the
@@ -113,9 +126,12 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """Where the position is kept."""
+    """Where the position is kept, and how often it is written."""
 
     path: str = "./state/checkpoint.json"
+    # Written (and fsynced) at most this often while delivering; also at every stop, at the
+    # end of a pass, before a gap or bad-file note, and whenever pacing or a retry waits.
+    interval_secs: float = field(default=1.0, metadata=limits(0))
     # Quarantined objects are listed here (JSON lines); empty = quarantine.jsonl beside path.
     quarantine_path: str = ""
 

@@ -2,21 +2,23 @@
 
 It owns the delivery guarantee (at least once, in order):
 - objects go out in the source's order, the records of an object in order;
-- the checkpoint moves only after the transport acknowledged a batch, and then holds the
-  source's cursor and how many records of that object are done, so a restart resumes
-  inside an object;
-- a batch the collector did not take is sent again with backoff (``core.delivery``);
-- an object that cannot be downloaded stops the pass *on that object* (it is tried again
-  on the next poll): later objects never overtake it, so nothing is skipped silently;
-- an object that downloads but cannot be read goes through ``source.on_bad_file``
-  (``core.badfiles``): tried again, then held or quarantined;
+- batches go to the transport in a window (``core.delivery``), each with a receipt: the
+  position it completes. Receipts come back in order as the collector acknowledges, and
+  only then does the position move: the source's cursor and how many records of that
+  object are done, so a restart resumes inside an object;
+- the checkpoint is written at most every ``checkpoint_interval_secs`` as acknowledgements
+  come, and whenever delivery waits (pacing, backoff), at the end of a pass, at a stop,
+  and before a gap or bad-file note (once everything in flight is acknowledged): a crash
+  resends what was acknowledged since the last write plus what was in flight;
+- an object that cannot be downloaded stops the pass *on that object* (tried again on the
+  next poll): later objects never overtake it, so nothing is skipped silently; one that
+  cannot be read goes through ``source.on_bad_file`` (``core.badfiles``);
 - missing objects (a gap the source reports) are logged loudly, noted in the checkpoint,
   and delivery goes on; an object the source gives up on is quarantined unread;
+- records not sent as they were are reported (``core.reports``); the dead-letter file is
+  made durable before the checkpoint moves past them;
 - the source hears of each checkpoint saved (``committed``: an SQS message is deleted only
   then);
-- records not sent as they were (bad, repaired, cut to size) are reported
-  (``core.reports``), and the dead-letter file is made durable before the checkpoint
-  moves past them;
 - a pipeline a fleet shares asks its fence (``core.fence``) before every save, as
   delivery does before every send: once its lease is lost it stops (LeaseLost).
 """
@@ -35,9 +37,9 @@ from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
 from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
-from forwarder.core.reading import Batch, ReadSettings, read_batches
+from forwarder.core.reading import ReadSettings, read_batches
 from forwarder.core.reports import Reports, RunStats
-from forwarder.errors import BadFileError, ConfigError, FetchError
+from forwarder.errors import BadFileError, ConfigError, FetchError, SendError
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Cursor, LogObject, Source
 from forwarder.sources.prefetch import Fetched, Prefetcher
@@ -50,10 +52,21 @@ class PipelineSettings:
     """How the pipeline runs (``source`` and ``parser``/``output``/``batch`` via ``reading``)."""
 
     poll_interval_secs: float = 30.0
+    checkpoint_interval_secs: float = 1.0
     prefetch_files: int = 2
     prefetch_bytes: int = 256 << 20
     bad_files: BadFilePolicy = BadFilePolicy()
     reading: ReadSettings = field(default_factory=ReadSettings)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a batch completes once acknowledged: the position, its events, and the object
+    it finishes (its last batch)."""
+
+    position: Position
+    events: int
+    finished: LogObject | None = None
 
 
 class Pipeline:
@@ -65,7 +78,7 @@ class Pipeline:
         source: Source,
         store: Checkpoint,
         encoder: EventEncoder,
-        delivery: Delivery,
+        delivery: Delivery[Receipt],
         dead_letter: DeadLetter,
         quarantine: QuarantineList,
         settings: PipelineSettings,
@@ -86,7 +99,12 @@ class Pipeline:
         self.fence = fence
         self.stats = RunStats()
         self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
-        self.position: Position | None = None
+        self.position: Position | None = None  # as far as the collector acknowledged
+        self._ahead: Position | None = None  # as far as batches were handed to delivery
+        self._saved: Position | None = None  # as the checkpoint file has it
+        self._saved_at = time.monotonic()
+        delivery.on_acknowledged = self._acknowledged
+        delivery.on_idle = self._checkpoint
 
     # --- life -------------------------------------------------------------------------
 
@@ -94,7 +112,7 @@ class Pipeline:
         """Lock the checkpoint and read it (CheckpointError when taken or corrupt)."""
         self.store.lock()
         try:
-            self.position = self.store.load()
+            self.position = self._saved = self.store.load()
         except BaseException:
             self.store.unlock()
             raise
@@ -139,10 +157,8 @@ class Pipeline:
                 return 0
             self._save(Position(cursor, 0))
         assert self.position is not None
-        settings = self._settings
-        prefetch = Prefetcher(
-            self.source, self.position.cursor, settings.prefetch_files, settings.prefetch_bytes
-        )
+        self._ahead, files, size = self.position, self._settings.prefetch_files, self._settings.prefetch_bytes
+        prefetch = Prefetcher(self.source, self.position.cursor, files, size)
         try:
             for item in prefetch:
                 try:
@@ -155,6 +171,13 @@ class Pipeline:
                 finally:
                     if item.path is not None:
                         item.path.unlink(missing_ok=True)
+            self._settle()
+        except FetchError:
+            self._settle()  # what is in flight is delivered before the pass ends on the object
+            raise
+        except (Stopped, SendError):
+            self._checkpoint()  # what was acknowledged before the stop or the last failure
+            raise
         finally:
             prefetch.close()
         return self.stats.events_sent - before
@@ -194,10 +217,12 @@ class Pipeline:
         obj = item.obj
         assert obj is not None
         if obj.gap is not None:
-            self.reports.gap(self.source.id, obj.key, obj.gap)
+            self._settle()  # the note follows everything before the gap
+            self.reports.gap(self.source.id, obj, obj.gap)
             self.store.record_gap(obj.gap)
         if obj.quarantine:  # the source gives up on it: nothing to read
             log.error("%s: %s: quarantined (see forwarder status)", obj.key, obj.quarantine)
+            self._settle()
             self._quarantine_object(obj, obj.quarantine)
             return
         path, error = item.path, item.error
@@ -209,6 +234,7 @@ class Pipeline:
                 self._forward_object(obj, path)
                 return
             except BadFileError as exc:
+                self._settle()  # what was read of it is delivered; a retry resumes after it
                 failure = self.store.record_failure(obj.key, str(exc))
                 self._save(self.position)
                 self.observer.bad_file(failure)
@@ -230,62 +256,64 @@ class Pipeline:
         self.store.record_quarantine(identity, reason)
         self.stats.quarantined += 1
         self.observer.quarantined(obj)
-        self._object_done(obj)
-
-    def _first_record(self, obj: LogObject) -> int:
-        """Records of *obj* delivered already (the checkpoint is inside it), else 0."""
-        position = self.position
-        if position is not None and position.cursor == self.source.inside(obj, position.cursor):
-            return position.records
-        return 0
+        self.store.clear_failure()  # the failure noted was this object's
+        assert self._ahead is not None
+        self._ahead = Position(self.source.after(obj, self._ahead.cursor), 0)
+        self._save(self._ahead)
 
     def _forward_object(self, obj: LogObject, path: Path) -> None:
-        label = self.source.label(obj)
-        first = self._first_record(obj)
+        label, ahead = self.source.label(obj), self._ahead
+        assert ahead is not None
+        inside = self.source.inside(obj, ahead.cursor)
+        first = ahead.records if ahead.cursor == inside else 0  # handed over already
         if first:
             log.info("%s: resuming after record %d", label, first)
-        assert self.position is not None
-        inside = self.source.inside(obj, self.position.cursor)
         for batch in read_batches(path, label, self._settings.reading, self._encoder, first):
-            self._deliver(label, obj.key, batch)
+            self.reports.notes(label, obj.key, batch.notes)
+            self.observer.read(batch.records)
             if batch.last:
                 self.reports.done(label)
-                self._object_done(obj, batch.done)
+                assert self._ahead is not None
+                position = Position(self.source.after(obj, self._ahead.cursor), batch.done)
             else:
-                self._save(Position(inside, batch.done))
-            self.delivery.pace(len(batch.messages))  # after the save: a crash while pacing repeats nothing
+                position = Position(inside, batch.done)
+            self._ahead = position
+            self.delivery.send(batch.messages, Receipt(position, batch.events, obj if batch.last else None))
+            self.delivery.pace(len(batch.messages))
             if self.stop.is_set() and not batch.last:
                 return
-        done = self.position.records if self.position else 0
-        self.stats.files += 1
-        self.stats.last_key = obj.key
-        self.observer.file_done(obj, done)
-        log.info("%s: delivered (%d records)", label, done, extra={"key": obj.key, "records": done})
 
-    def _deliver(self, label: str, key: str, batch: Batch) -> None:
-        """Report the batch's notes, then send its messages until acknowledged."""
-        self.reports.notes(label, key, batch.notes)
-        self.observer.read(batch.records)
-        if batch.messages:
-            self.delivery.send(batch.messages)
-            self.stats.events_sent += batch.events
+    # --- acknowledgements and the checkpoint ------------------------------------------
 
-    def _object_done(self, obj: LogObject, records: int = 0) -> None:
-        """Every record of *obj* is accounted for (delivered, or quarantined): the checkpoint
-        moves past it."""
-        failure = self.store.failure
-        if failure is not None and failure.key == obj.key:
-            if records:
+    def _acknowledged(self, receipt: Receipt) -> None:
+        """A batch was acknowledged (in the order sent): the position moves."""
+        self.stats.events_sent += receipt.events
+        self.position = receipt.position
+        obj, failure = receipt.finished, self.store.failure
+        if obj is not None:
+            if failure is not None and failure.key == obj.key:
                 log.info("%s: delivered after %d failed attempts", obj.key, failure.attempts)
-            self.store.clear_failure()
-        assert self.position is not None
-        self._save(Position(self.source.after(obj, self.position.cursor), records))
+                self.store.clear_failure()
+            self.reports.delivered(self.source.label(obj), obj, receipt.position.records)
+        if time.monotonic() - self._saved_at >= self._settings.checkpoint_interval_secs:
+            self._checkpoint()
+
+    def _settle(self) -> None:
+        """Wait until everything in flight is acknowledged, then save."""
+        self.delivery.flush()
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Save the acknowledged position if it moved since the last save."""
+        if self.position is not None and self.position != self._saved:
+            self._save(self.position)
 
     def _save(self, position: Position | None) -> None:
         self.fence.check()  # a forwarder that lost the pipeline writes nothing more for it
         self.dead_letter.commit()  # before the checkpoint moves past the records it names
         self.store.save(position)
-        self.position = position
+        self.position = self._saved = position
+        self._saved_at = time.monotonic()
         if position is not None:
             self.source.committed(position.cursor)  # durable now: the source may let go (SQS)
             self.observer.saved(position)

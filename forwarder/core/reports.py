@@ -1,4 +1,5 @@
-"""What the pipeline says about records not sent as they were: log lines, counts, dead letters.
+"""What the pipeline says about records not sent as they were: log lines, counts, dead letters;
+and about whole objects: delivered, or missing (a gap).
 
 Each ``Note`` of a batch (``core.reading``) becomes a line in the dead-letter file (a
 split event excepted: its pieces carry all of it), a count (``RunStats``, the observers)
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.observer import Observer
 from forwarder.core.reading import Note, ReadSettings
-from forwarder.sources.base import Gap
+from forwarder.sources.base import Gap, LogObject
 
 log = logging.getLogger("forwarder.core.pipeline")
 
@@ -80,19 +81,6 @@ class Reports:
             else:
                 self._oversize(label, note)
 
-    def gap(self, source: str, key: str, gap: Gap) -> None:
-        """Objects are missing before *key* (*gap*): said loudly, counted."""
-        log.warning(
-            "GAP: %s missing from %s (%s); their events cannot be forwarded; continuing with %s",
-            gap.text,
-            source,
-            gap.detail or f"{gap.missing} missing",
-            key,
-            extra={"gap_first": gap.first, "gap_last": gap.last},
-        )
-        self.stats.gaps += 1
-        self.observer.gap(gap)
-
     def done(self, label: str) -> None:
         """The object is done: sum up what was not logged one by one; start counting afresh."""
         bad, oversize = self._seen["bad"], self._seen["oversize"]
@@ -110,6 +98,26 @@ class Reports:
                 OVERSIZE_LOGGED_PER_OBJECT,
                 extra={"key": self._key},
             )
+
+    def delivered(self, label: str, obj: LogObject, records: int) -> None:
+        """Every record of *obj* (named *label*) was acknowledged."""
+        self.stats.files += 1
+        self.stats.last_key = obj.key
+        self.observer.file_done(obj, records)
+        log.info("%s: delivered (%d records)", label, records, extra={"key": obj.key, "records": records})
+
+    def gap(self, source_id: str, obj: LogObject, gap: Gap) -> None:
+        """Objects are missing before *obj*: one loud line, counted."""
+        log.warning(
+            "GAP: %s missing from %s (%s); their events cannot be forwarded; continuing with %s",
+            gap.text,
+            source_id,
+            gap.detail or f"{gap.missing} missing",
+            obj.key,
+            extra={"gap_first": gap.first, "gap_last": gap.last},
+        )
+        self.stats.gaps += 1
+        self.observer.gap(gap)
 
     def _place(self, label: str, note: Note) -> tuple[str, dict[str, object]]:
         record = note.record

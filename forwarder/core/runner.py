@@ -2,7 +2,7 @@
 
 A pipeline whose collector is down, whose object is bad or whose key expired waits and
 retries on its own; the others go on. ``stop()`` (SIGTERM) asks every pipeline to finish
-its batch in flight and save; ``reload(config)`` (SIGHUP) starts the pipelines added,
+its batches in flight and save; ``reload(config)`` (SIGHUP) starts the pipelines added,
 stops the ones removed, restarts the ones whose settings changed and leaves the rest
 alone. A pipeline that stops on an error it cannot get past (a corrupt or unwritable
 checkpoint) says so once, in the log and on /readyz; the others go on. A fleet's pipeline
@@ -132,7 +132,7 @@ class Runner:
         return any(w.thread is not None and w.thread.is_alive() for w in list(self.workers.values()))
 
     def stop(self) -> None:
-        """Ask every pipeline to finish its batch in flight, save, and stop."""
+        """Ask every pipeline to finish its batches in flight, save, and stop."""
         for worker in list(self.workers.values()):
             worker.stop.set()
 

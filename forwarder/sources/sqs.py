@@ -159,21 +159,30 @@ class QueueSource(IntegrationSource):
     # --- letting go ----------------------------------------------------------------------
 
     def committed(self, cursor: Cursor) -> None:
-        """The checkpoint now records *cursor*: the message of the object it names as done
-        is deleted once all its objects are."""
-        self._latest = Ledger(**cursor["ledger"])
-        done: dict[str, Any] = cursor.get("done") or {}
-        mid, key = done.get("message", ""), done.get("key", "")
+        """The checkpoint now records *cursor*: every message whose objects its ledger has as
+        done is deleted (several, when the checkpoint was written after several objects)."""
+        ledger = self._latest = Ledger(**cursor["ledger"])
+        last: dict[str, Any] = cursor.get("done") or {}  # the object done last (quarantined ones too)
+        named = (last.get("message", ""), last.get("key", ""))
+        finished: list[tuple[str, str]] = []
         with self._lock:
-            held = self._held.get(mid)
-            if held is None:
+            done = [
+                o
+                for o in self._waiting
+                if (o.ref.message, o.key) == named or ledger.state(self.name(o.key), o.ref.etag) == DONE
+            ]
+            if not done:
                 return
-            self._waiting = [o for o in self._waiting if not (o.ref.message == mid and o.key == key)]
-            held.left.discard(key)
-            if held.left:
-                return
-            del self._held[mid]
-        self.queue.delete(mid, held.receipt)
+            self._waiting = [o for o in self._waiting if o not in done]
+            for obj in done:
+                held = self._held.get(obj.ref.message)
+                if held is not None:
+                    held.left.discard(obj.key)
+                    if not held.left:
+                        finished.append((obj.ref.message, held.receipt))
+                        del self._held[obj.ref.message]
+        for mid, receipt in finished:
+            self.queue.delete(mid, receipt)
 
     def close(self) -> None:
         """Stop renewing; make the messages not done visible to other readers at once."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from forwarder.errors import SendError
-from forwarder.transports.base import connect_error
+from forwarder.transports.base import AckedOnWrite, connect_error
 
 # The largest UDP payload IPv4 can carry (65535 - 8 UDP header - 20 IP header).
 UDP_MAX_PAYLOAD = 65507
@@ -21,13 +21,13 @@ UDP_MAX_PAYLOAD = 65507
 PACE_SLICE_SECS = 0.01
 
 
-class DatagramTransport:
+class DatagramTransport(AckedOnWrite):
     """UDP: one message per datagram, no framing; paced to *max_datagrams_per_sec* (0: not).
 
     UDP loss is invisible to the sender, and a burst overruns a collector's receive buffer
     however fast the collector is on average: so datagrams go out in slices of
     PACE_SLICE_SECS at the rate, never faster, and time left idle is not made up for with
-    a burst. A batch returns when its last datagram went out (a stop waits for that).
+    a burst. A batch is acknowledged when its last datagram went out (a stop waits for that).
     """
 
     max_message_bytes: int | None = UDP_MAX_PAYLOAD
@@ -63,7 +63,7 @@ class DatagramTransport:
     def probe(self) -> None:
         self._socket()
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         longest = max(map(len, messages), default=0)
         if longest > UDP_MAX_PAYLOAD:  # the pipeline fits messages first (output.oversize)
             raise SendError(f"{self.label}: a message of {longest} bytes is over UDP's {UDP_MAX_PAYLOAD}")
@@ -72,15 +72,16 @@ class DatagramTransport:
             if not self._rate:
                 for message in messages:
                     send(message)
-                return
-            for start in range(0, len(messages), self._slice):
-                chunk = messages[start : start + self._slice]
-                self._wait_turn(len(chunk))
-                for message in chunk:
-                    send(message)
+            else:
+                for start in range(0, len(messages), self._slice):
+                    chunk = messages[start : start + self._slice]
+                    self._wait_turn(len(chunk))
+                    for message in chunk:
+                        send(message)
         except OSError as exc:
             self.close()
             raise connect_error(self.label, exc) from exc
+        self._delivered()
 
     def _wait_turn(self, count: int) -> None:
         """Wait until *count* more datagrams keep to the rate."""

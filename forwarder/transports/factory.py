@@ -36,5 +36,5 @@ def make_transport(output: OutputConfig) -> Transport:
     if output.protocol in ("tls", "relp-tls"):
         connect = tls_connector(connect, output, host, label)
     if output.protocol in ("relp", "relp-tls"):  # relp-tls: imrelp with tls="on"
-        return RelpTransport(connect, label, output.ack_timeout_secs)
+        return RelpTransport(connect, label, output.ack_timeout_secs, output.relp_window)
     return StreamTransport(connect, output.framing, label, output.ack_timeout_secs)

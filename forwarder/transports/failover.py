@@ -1,10 +1,12 @@
 """Failover: several collectors (``output.hosts``), one active at a time.
 
-A batch goes to the active collector. When it fails there, the next collector in the list
-takes it at once (each switch logged once); only when every collector failed does the
-batch fail, and the pipeline retries it with backoff — so nothing is lost by switching,
-at most a batch arrives twice (at least once). After ``failback_secs`` on a fallback, the
-first collector is tried again and, if it answers, becomes active again.
+Batches go to the active collector, and the batches it has not acknowledged are kept.
+When it fails, the next collector in the list takes them at once, in order (each switch
+logged once); only when every collector failed does the failure reach the caller, which
+writes them again after a backoff — so nothing is lost by switching, at most a window
+arrives twice (at least once). After ``failback_secs`` on a fallback, once what it has in
+flight is acknowledged, the first collector is tried again and, if it answers, becomes
+active again.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from forwarder.errors import ConfigError, SendError
-from forwarder.transports.base import Transport
+from forwarder.transports.base import Held, Transport
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class FailoverTransport:
         self._clock = clock
         self._active = 0
         self._since = clock()
+        self._pending: deque[list[bytes]] = deque()  # written to the active, not acknowledged
+        self._held = Held()  # for the next acknowledged()
         limits = [t.max_message_bytes for t in self._transports if t.max_message_bytes is not None]
         self.max_message_bytes: int | None = min(limits) if limits else None
         self.paces_itself = all(t.paces_itself for t in self._transports)
@@ -65,50 +70,97 @@ class FailoverTransport:
         """The active collector."""
         return self._transports[self._active].label
 
+    @property
+    def _current(self) -> Transport:
+        return self._transports[self._active]
+
     def probe(self) -> None:
-        """Reach the active collector, failing over like send() does."""
-        self._each(lambda transport: transport.probe())
+        """Reach the active collector, failing over like write() does."""
+        self._on_active(lambda transport: transport.probe())
+        self.on_attempt(self.label, True, "")
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
+        if self._held.failure is not None:
+            return  # lost with the failure acknowledged() reports next
         if self._active and self._clock() - self._since >= self._failback:
-            self._fail_back(messages)
-            if self._active == 0:
+            self._fail_back()
+            if self._held.failure is not None:
                 return
-        self._each(lambda transport: transport.send(messages))
+        self._pending.append(messages)
+        self._on_active(lambda transport: transport.write(messages), again=False)
 
-    def _fail_back(self, messages: list[bytes]) -> None:
-        """Try the first collector again; stay on the fallback (quietly) if it still fails."""
-        self._since = self._clock()
+    def acknowledged(self, wait_secs: float) -> int:
+        if not self._held.acknowledged and self._pending and self._held.failure is None:
+            self._await(wait_secs)
+        return self._held.report()
+
+    def _await(self, wait_secs: float) -> None:
+        """Take the active collector's acknowledgements (waiting up to *wait_secs*)."""
         try:
-            self._transports[0].send(messages)
+            count = self._current.acknowledged(wait_secs)
+        except SendError as exc:
+            self._on_active(lambda transport: None, exc)
+            return
+        if count:
+            for _ in range(count):
+                self._pending.popleft()
+            self._held.acknowledged += count
+            self.on_attempt(self.label, True, "")
+
+    def _fail_back(self) -> None:
+        """Try the first collector again once the fallback's batches are acknowledged; stay on
+        the fallback (quietly) if it still fails."""
+        self._since = self._clock()
+        while self._pending and self._active and self._held.failure is None:
+            self._await(0.05)
+        if not self._active or self._held.failure is not None:  # the fallback failed meanwhile
+            return
+        try:
+            self._transports[0].probe()
         except SendError as exc:
             log.debug("%s still failing: %s", self._transports[0].label, exc)
             self.on_attempt(self._transports[0].label, False, str(exc))
             return
         self.on_attempt(self._transports[0].label, True, "")
         log.warning("back on %s after %s", self._transports[0].label, self.label)
-        self._transports[self._active].close()
+        self._current.close()
         self._active = 0
 
-    def _each(self, action: Callable[[Transport], None]) -> None:
-        errors = []
-        for _ in self._transports:
-            transport = self._transports[self._active]
-            try:
-                action(transport)
-            except SendError as exc:
-                self.on_attempt(transport.label, False, str(exc))
-                errors.append(str(exc))
-                following = (self._active + 1) % len(self._transports)
-                if following != self._active:
-                    log.warning("%s; switching to %s", exc, self._transports[following].label)
-                    transport.close()
-                    self._active, self._since = following, self._clock()
-            else:
-                self.on_attempt(transport.label, True, "")
+    def _on_active(
+        self, action: Callable[[Transport], None], failed: SendError | None = None, again: bool = True
+    ) -> None:
+        """Do *action* on the active collector; when it fails (or *failed* says the active one
+        did), the next in turn takes every batch not yet acknowledged (then *action* too, if
+        *again*). When none does, the failure goes to the caller, after the acknowledgements
+        held."""
+        errors: list[str] = []
+        first = True
+        while True:
+            if failed is None:
+                try:
+                    if not first:
+                        for batch in self._pending:
+                            self._current.write(batch)
+                    if first or again:
+                        action(self._current)
+                    return
+                except SendError as exc:
+                    failed = exc
+            self.on_attempt(self.label, False, str(failed))
+            errors.append(str(failed))
+            following = (self._active + 1) % len(self._transports)
+            if following != self._active:
+                log.warning("%s; switching to %s", failed, self._transports[following].label)
+                self._current.close()
+                self._active, self._since = following, self._clock()
+            if len(errors) >= len(self._transports):
+                self._pending.clear()
+                self._held.fail(SendError("no collector took the batch: " + "; ".join(errors)))
                 return
-        raise SendError("no collector took the batch: " + "; ".join(errors))
+            failed, first = None, False
 
     def close(self) -> None:
+        self._pending.clear()
+        self._held = Held()
         for transport in self._transports:
             transport.close()

@@ -1,4 +1,7 @@
-"""Local outputs, like the vendor's script: a file (fsynced per batch) or standard output."""
+"""Local outputs, like the vendor's script: a file (fsynced per batch) or standard output.
+
+Both acknowledge a batch as ``write`` returns (``AckedOnWrite``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ from pathlib import Path
 from typing import IO
 
 from forwarder.errors import SendError
+from forwarder.transports.base import AckedOnWrite
 
 
-class FileTransport:
+class FileTransport(AckedOnWrite):
     """Append one event per line to a file, fsynced before the batch counts as delivered."""
 
     max_message_bytes: int | None = None
@@ -34,7 +38,7 @@ class FileTransport:
     def probe(self) -> None:
         self._file()
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         handle = self._file()
         try:
             handle.write(b"".join([m + b"\n" for m in messages]))
@@ -43,6 +47,7 @@ class FileTransport:
         except OSError as exc:
             self.close()
             raise SendError(f"{self.label}: write failed: {exc.strerror}") from exc
+        self._delivered()
 
     def close(self) -> None:
         if self._handle is not None:
@@ -51,7 +56,7 @@ class FileTransport:
             self._handle = None
 
 
-class StdoutTransport:
+class StdoutTransport(AckedOnWrite):
     """Write one event per line to standard output."""
 
     label = "stdout"
@@ -64,12 +69,13 @@ class StdoutTransport:
     def probe(self) -> None:
         return None
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         try:
             self._stream.write(b"".join([m + b"\n" for m in messages]))
             self._stream.flush()
         except OSError as exc:
             raise SendError(f"stdout: write failed: {exc}") from exc
+        self._delivered()
 
     def close(self) -> None:
         return None

@@ -110,18 +110,19 @@ def test_metrics_and_readiness_follow_a_run_and_a_collector_outage(
     scrape = Scraper(port, background("run", "--config", str(config)))
     up = f'forwarder_collector_up{{collector="tcp://127.0.0.1:{rsyslog.port}"}}'
 
-    def delivered(count: int) -> Callable[[], bool]:
-        def check() -> bool:
+    def delivered(count: int, sequence: int) -> Callable[[], bool]:
+        def check() -> bool:  # the checkpoint follows at the end of the pass (checkpoint.interval_secs)
             values = scrape.metrics()
             return (
                 len(rsyslog.messages()) == count
                 and values["forwarder_events_sent_total"] == count
                 and values["forwarder_files_pending"] == 0
+                and values["forwarder_checkpoint_sequence"] == sequence
             )
 
         return check
 
-    wait_until(delivered(total), "the backlog to arrive")
+    wait_until(delivered(total, 4), "the backlog to arrive")
     received = rsyslog.messages()
     values = scrape.metrics()
     assert values["forwarder_events_sent_total"] == len(received) == total
@@ -163,7 +164,7 @@ def test_metrics_and_readiness_follow_a_run_and_a_collector_outage(
     assert not scrape.ready()[0]
 
     rsyslog.start()
-    wait_until(delivered(total + EVENTS), "the new file to arrive")
+    wait_until(delivered(total + EVENTS, 5), "the new file to arrive")
     wait_until(lambda: scrape.ready()[0], "/readyz to be ready again")
     values = scrape.metrics()
     assert values["forwarder_events_sent_total"] == len(rsyslog.messages()) == total + EVENTS

@@ -18,6 +18,7 @@ from forwarder.errors import SendError
 from forwarder.sources.catoapi import CallBudget, CatoApi
 from forwarder.sources.eventsfeed import EventsFeedSource
 from forwarder.sources.feedhealth import FeedHealth
+from forwarder.transports.base import AckedOnWrite
 from tests.support.cato_api import DEFAULT_ACCOUNT, DEFAULT_API_KEY, CatoApiServer, make_event
 
 
@@ -39,6 +40,7 @@ def api_config(
     source: str = "",
     max_events: int = 1000,
     encoding: str = "json",
+    checkpoint: str = "",
 ) -> Config:
     """One pipeline reading *api* (prefetch off unless *source* turns it on) to an in-memory
     collector; events rendered as *encoding* with no syslog header."""
@@ -49,13 +51,13 @@ def api_config(
         + source
         + f"output:\n  header: none\n  encoding: {encoding}\n"
         "  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n"
-        f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n"
+        f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n{checkpoint}"
         f"batch:\n  max_events: {max_events}\n",
         env={},
     )
 
 
-class Collector:
+class Collector(AckedOnWrite):
     """An in-memory transport: acknowledged batches; a send may be made to fail or to look at
     the checkpoint first."""
 
@@ -77,13 +79,14 @@ class Collector:
     def ids(self) -> list[str]:
         return [str(e["event_id"]) for e in self.events]
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         self.attempts += 1
         if self.before_send is not None:
             self.before_send(messages)
         if self._fails(self.attempts):
             raise SendError("memory://collector: connection refused")
         self.batches.append(list(messages))
+        self._delivered()
 
     def probe(self) -> None:
         return None

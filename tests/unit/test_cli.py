@@ -314,7 +314,7 @@ def test_run_stops_cleanly_on_sigterm(
     killer.join(5)
     assert out.read_bytes().count(b"\n") == 3
     messages = [line["message"] for line in log_lines(capsys.readouterr().err)]
-    assert "SIGTERM received: finishing the batch in flight, then exiting" in messages
+    assert "SIGTERM received: finishing the batches in flight, then exiting" in messages
 
 
 def test_check_reports_each_part(

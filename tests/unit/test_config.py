@@ -88,7 +88,7 @@ def test_misspelt_key_is_named_with_its_path_and_a_suggestion(text: str, expecte
 def test_unknown_key_lists_what_the_section_takes() -> None:
     """An unknown key with no close match gets no guess, but the section's valid keys."""
     message = config_error(f"{MINIMAL}checkpoint:\n  zzz: 1\n")
-    assert message == "checkpoint.zzz: unknown key; checkpoint takes: path, quarantine_path"
+    assert message == "checkpoint.zzz: unknown key; checkpoint takes: path, interval_secs, quarantine_path"
 
 
 @pytest.mark.parametrize(
@@ -122,6 +122,10 @@ def test_unknown_key_lists_what_the_section_takes() -> None:
         ("source:\n  bucket: ''", 'source.bucket: expected a non-empty string, got ""'),
         ("output:\n  retry_initial_secs: 5\n  retry_max_secs: 2",
          "output.retry_max_secs: expected a number >= output.retry_initial_secs (5), got 2"),
+        ("output:\n  max_unacked_bytes: 0", "output.max_unacked_bytes: expected an integer >= 1, got 0"),
+        ("output:\n  protocol: relp\n  relp_window: 0",
+         "output.relp_window: expected an integer 1-100000, got 0"),
+        ("checkpoint:\n  interval_secs: -1", "checkpoint.interval_secs: expected a number >= 0, got -1"),
     ],
 )  # fmt: skip
 def test_wrong_value_names_key_expectation_and_given_value(text: str, expected: str) -> None:
@@ -137,6 +141,12 @@ def test_wrong_value_names_key_expectation_and_given_value(text: str, expected: 
         ("protocol: udp\n  framing: newline",
          "output.framing: only applies to protocol tcp or tls, but protocol is udp "
          "(remove output.framing or change output.protocol)"),
+        ("protocol: tcp\n  relp_window: 1024",
+         "output.relp_window: only applies to protocol relp or relp-tls, but protocol is tcp "
+         "(remove output.relp_window or change output.protocol)"),
+        ("protocol: udp\n  max_unacked_bytes: 1048576",
+         "output.max_unacked_bytes: only applies to protocol tcp, tls, relp or relp-tls, but protocol "
+         "is udp (remove output.max_unacked_bytes or change output.protocol)"),
         ("protocol: tcp\n  tls:\n    ca_file: ca.pem",
          "output.tls: only applies to protocol tls or relp-tls, but protocol is tcp "
          "(remove output.tls or change output.protocol)"),
@@ -365,12 +375,13 @@ def test_config_example_is_valid_and_shows_the_defaults() -> None:
     """config.example.yaml loads as it is, and its values are the documented defaults."""
     from pathlib import Path
 
-    from forwarder.config import OutputConfig, ParserConfig, load_config
+    from forwarder.config import CheckpointConfig, OutputConfig, ParserConfig, load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / "config.example.yaml")
     assert config.pipeline().source.bucket == "cato-logs" and config.pipeline().source.prefix == "ACCESSKEY/"
     assert config.pipeline().output == OutputConfig()
     assert config.pipeline().parser == ParserConfig()
+    assert config.pipeline().checkpoint == CheckpointConfig()
 
 
 # --- metrics, log, and secrets kept out of sight --------------------------------------

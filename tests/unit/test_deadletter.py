@@ -19,6 +19,7 @@ from forwarder.errors import CheckpointError, SendError
 from forwarder.formats.records import Record
 from forwarder.samples import make_zip
 from forwarder.sources.base import Cursor, LogObject, Unpack
+from forwarder.transports.base import AckedOnWrite
 
 BUCKET, KEY = "cato-logs", "KEY/CATO00000000000000000007.zip"
 
@@ -72,7 +73,7 @@ class OneFile:
         return f"s3://{BUCKET}/{obj.key}"
 
 
-class Transport:
+class Transport(AckedOnWrite):
     """Takes batches; the attempts listed in *failing* fail."""
 
     label = "fake://collector"
@@ -85,11 +86,12 @@ class Transport:
         self.attempts = 0
         self._failing = failing or set()
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         self.attempts += 1
         if self.attempts in self._failing:
             raise SendError("fake://collector: refused")
         self.sent += messages
+        self._delivered()
 
     def probe(self) -> None:
         return None

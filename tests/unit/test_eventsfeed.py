@@ -106,8 +106,9 @@ def test_start_latest_saves_the_baseline_before_anything_else(tmp_path: Path, ap
 def test_the_checkpoint_moves_only_after_the_collector_acknowledged(
     tmp_path: Path, api: CatoApiServer
 ) -> None:
-    """While a batch is being sent (and refused), the checkpoint still holds the position before it."""
-    config = api_config(tmp_path, api, max_events=30)
+    """While a batch is being sent (and refused), the checkpoint still holds the position before it
+    (checkpoint written after every acknowledged batch, to see each position)."""
+    config = api_config(tmp_path, api, max_events=30, checkpoint="  interval_secs: 0\n")
     collector = Collector(fails=lambda attempt: attempt % 2 == 1)  # every batch refused once
     pipeline = open_pipeline(config, events_source(config, full_page=PAGE), collector)
     pipeline.run_pass()

@@ -18,6 +18,7 @@ from forwarder.observe.metrics import Metrics
 from forwarder.observe.progress import Backlog
 from forwarder.sources.base import Unpack
 from forwarder.transports.failover import FailoverTransport, parse_hosts
+from tests.support.sending import send_and_wait
 
 
 @pytest.mark.parametrize(
@@ -46,15 +47,22 @@ class Fake:
         self.paces_itself = False
         self.down = False
         self.batches: list[list[bytes]] = []
+        self.unreported = 0
         self.closed = 0
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         if self.down:
             raise SendError(f"{self.label}: connection refused")
         self.batches.append(messages)
+        self.unreported += 1
+
+    def acknowledged(self, wait_secs: float) -> int:
+        count, self.unreported = self.unreported, 0
+        return count
 
     def probe(self) -> None:
-        self.send([])
+        if self.down:
+            raise SendError(f"{self.label}: connection refused")
 
     def close(self) -> None:
         self.closed += 1
@@ -65,15 +73,15 @@ def test_switches_to_the_next_and_fails_back_after_failback_secs(caplog: pytest.
     now = [0.0]
     primary, secondary = Fake("p"), Fake("s")
     failover = FailoverTransport([primary, secondary], failback_secs=10, clock=lambda: now[0])
-    failover.send([b"1"])
+    send_and_wait(failover, [b"1"])
     primary.down = True
-    failover.send([b"2"])
+    send_and_wait(failover, [b"2"])
     assert (primary.batches, secondary.batches, failover.label) == ([[b"1"]], [[b"2"]], "s")
     primary.down = False
     now[0] = 5.0
-    failover.send([b"3"])  # too early to fail back
+    send_and_wait(failover, [b"3"])  # too early to fail back
     now[0] = 20.0
-    failover.send([b"4"])
+    send_and_wait(failover, [b"4"])
     assert primary.batches == [[b"1"], [b"4"]] and secondary.batches == [[b"2"], [b"3"]]
     assert [r.getMessage() for r in caplog.records] == [
         "p: connection refused; switching to s",
@@ -86,7 +94,7 @@ def test_all_down_fails_the_batch() -> None:
     primary, secondary = Fake("p"), Fake("s")
     primary.down = secondary.down = True
     with pytest.raises(SendError, match="no collector took the batch: p: connection refused; s: connection"):
-        FailoverTransport([primary, secondary], failback_secs=10).send([b"x"])
+        send_and_wait(FailoverTransport([primary, secondary], failback_secs=10), [b"x"])
 
 
 def test_every_collectors_state_reaches_health_and_metrics(tmp_path: Path) -> None:
@@ -108,12 +116,12 @@ def test_every_collectors_state_reaches_health_and_metrics(tmp_path: Path) -> No
         return math.nan if value is None else value
 
     primary.down = True
-    failover.send([b"1"])
+    send_and_wait(failover, [b"1"])
     assert (up("tcp://p:514"), up("tcp://s:514")) == (0, 1)
     assert health.checks()["collector"] == Check(True, "tcp://s:514 acknowledges")  # the active one
     primary.down = False
     now[0] = 11.0
-    failover.send([b"2"])
+    send_and_wait(failover, [b"2"])
     assert (up("tcp://p:514"), up("tcp://s:514")) == (1, 1)
     assert failover.label == "tcp://p:514"
 

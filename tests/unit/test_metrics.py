@@ -69,12 +69,18 @@ class ListTransport:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.messages: list[bytes] = []
+        self.unreported = 0
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         if self.failures:
             self.failures -= 1
             raise SendError(f"{self.label}: connection refused")
         self.messages += messages
+        self.unreported += 1
+
+    def acknowledged(self, wait_secs: float) -> int:
+        count, self.unreported = self.unreported, 0
+        return count
 
     def probe(self) -> None:
         return None

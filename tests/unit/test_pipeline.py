@@ -98,6 +98,7 @@ class FakeTransport:
     """Records acknowledged batches; fails the attempts that *fails* says should fail.
 
     *fails(attempt)* gets the 1-based attempt number; *on_send* sees every attempt first.
+    A batch written is acknowledged at once (the next acknowledged() reports it).
     """
 
     label = "fake://collector"
@@ -111,6 +112,7 @@ class FakeTransport:
     ) -> None:
         self.batches: list[list[bytes]] = []
         self.attempts = 0
+        self.unreported = 0
         self._fails = fails
         self._on_send = on_send
         self.max_message_bytes = max_message_bytes
@@ -119,13 +121,18 @@ class FakeTransport:
     def events(self) -> list[bytes]:
         return [m for batch in self.batches for m in batch]
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         self.attempts += 1
         if self._on_send:
             self._on_send(messages)
         if self._fails(self.attempts):
             raise SendError("fake://collector: connection refused")
         self.batches.append(list(messages))
+        self.unreported += 1
+
+    def acknowledged(self, wait_secs: float) -> int:
+        count, self.unreported = self.unreported, 0
+        return count
 
     def probe(self) -> None:
         return None
@@ -134,14 +141,23 @@ class FakeTransport:
         return None
 
 
-def make_config(tmp_path: Path, max_events: int = 1000, start: str = "earliest", source: str = "") -> Config:
-    """Prefetch is off unless *source* (extra YAML lines of the source section) turns it on."""
+def make_config(
+    tmp_path: Path,
+    max_events: int = 1000,
+    start: str = "earliest",
+    source: str = "",
+    interval_secs: float = 0,
+    output: str = "",
+) -> Config:
+    """Prefetch is off unless *source* (extra YAML lines of the source section) turns it on;
+    the checkpoint is written after every acknowledged batch unless *interval_secs* says."""
     return parse_config(
         f"source:\n  bucket: {BUCKET}\n  prefix: {PREFIX}\n  start: {start}\n"
         "  poll_interval_secs: 0.1\n  prefetch_files: 0\n  max_attempts: 2\n  bad_file_retry_secs: 0.01\n"
         + source
         + "output:\n  header: none\n  retry_initial_secs: 0.01\n  retry_max_secs: 0.02\n"
-        f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n"
+        + output
+        + f"checkpoint:\n  path: {tmp_path / 'state' / 'checkpoint.json'}\n  interval_secs: {interval_secs}\n"
         f"batch:\n  max_events: {max_events}\n",
         env={},
     )

@@ -17,6 +17,7 @@ from forwarder.core.checkpoint import CheckpointStore
 from forwarder.core.pipeline import Pipeline
 from forwarder.sources.polling import ListingSource
 from forwarder.sources.s3 import Bucket
+from forwarder.transports.base import AckedOnWrite
 from tests.support.memory_s3 import MemoryS3
 
 BUCKET, PREFIX = "cato-events", "cato/"
@@ -33,7 +34,7 @@ def body(obj: str, count: int) -> bytes:
     return gzip.compress(b"".join(event(obj, i) + b"\n" for i in range(count)))
 
 
-class Transport:
+class Transport(AckedOnWrite):
     """Takes every batch; *on_send* sees each first."""
 
     label = "fake://collector"
@@ -44,10 +45,11 @@ class Transport:
         self.events: list[bytes] = []
         self._on_send = on_send
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         if self._on_send:
             self._on_send(messages)
         self.events += messages
+        self._delivered()
 
     def probe(self) -> None:
         return None

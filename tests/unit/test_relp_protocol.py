@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from forwarder.errors import SendError
-from forwarder.transports.relp import FrameReader, RelpTransport, frame
+from forwarder.transports.relp import RelpTransport
+from forwarder.transports.relpwire import FrameReader, frame
+from tests.support.sending import send_and_wait
 
 
 @pytest.mark.parametrize(
@@ -93,8 +95,8 @@ def test_lost_session_resends_only_what_was_not_answered(server: FakeRelpServer)
     )
     messages = [b"m%d" % i for i in range(10)]
     with pytest.raises(SendError, match="after 5 of 10 messages were acknowledged"):
-        transport.send(messages)
-    transport.send(messages)  # the pipeline sends the same batch again
+        send_and_wait(transport, messages)
+    send_and_wait(transport, messages)  # the pipeline sends the same batch again
     transport.close()
     assert server.received == messages
 
@@ -103,7 +105,7 @@ def test_a_new_batch_starts_from_its_first_message(server: FakeRelpServer) -> No
     """Answers counted for one batch do not carry over to the next."""
     server.drop_after = None
     transport = RelpTransport(lambda: socket.create_connection(("127.0.0.1", server.port)), "relp://t", 5.0)
-    transport.send([b"a", b"b"])
-    transport.send([b"c"])
+    send_and_wait(transport, [b"a", b"b"])
+    send_and_wait(transport, [b"c"])
     transport.close()
     assert server.received == [b"a", b"b", b"c"]

@@ -15,10 +15,11 @@ from forwarder.core.pipeline import Pipeline
 from forwarder.core.runner import Runner
 from forwarder.errors import SendError
 from forwarder.samples import make_zip
+from forwarder.transports.base import AckedOnWrite
 from tests.unit.test_pipeline import FakeSource, event, events_file
 
 
-class Collector:
+class Collector(AckedOnWrite):
     """A transport that takes batches (or refuses all while down), remembering the pipeline it ran for."""
 
     label = "fake://collector"
@@ -30,11 +31,12 @@ class Collector:
         self.down = False
         self.threads: set[str] = set()
 
-    def send(self, messages: list[bytes]) -> None:
+    def write(self, messages: list[bytes]) -> None:
         self.threads.add(PIPELINE.get())
         if self.down:
             raise SendError("fake://collector: connection refused")
         self.events += messages
+        self._delivered()
 
     def probe(self) -> None:
         return None

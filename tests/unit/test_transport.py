@@ -23,6 +23,7 @@ from forwarder.transports.factory import make_transport
 from forwarder.transports.local import FileTransport, StdoutTransport
 from forwarder.transports.stream import StreamTransport
 from forwarder.transports.tls import tls_context
+from tests.support.sending import send_and_wait
 
 TIMEOUT = 5.0
 
@@ -166,7 +167,7 @@ def test_udp_sends_one_datagram_per_message_unframed(udp_receiver: socket.socket
     transport = make_transport(output("udp", port))
     messages = [b"<134>1 2025-11-28T07:25:12.125Z h cato - - - CEF:0|a", b'{"b": 2}', "Zürich".encode()]
     try:
-        transport.send(messages)
+        send_and_wait(transport, messages)
         assert [udp_receiver.recv(65535) for _ in messages] == messages
     finally:
         transport.close()
@@ -179,7 +180,7 @@ def test_udp_carries_the_largest_payload(udp_receiver: socket.socket) -> None:
     assert transport.max_message_bytes == UDP_MAX_PAYLOAD == 65507
     message = b"x" * UDP_MAX_PAYLOAD
     try:
-        transport.send([message])
+        send_and_wait(transport, [message])
         assert udp_receiver.recv(70000) == message
     finally:
         transport.close()
@@ -190,7 +191,7 @@ def test_udp_message_too_large_is_a_send_error(udp_receiver: socket.socket) -> N
     transport = DatagramTransport("127.0.0.1", udp_receiver.getsockname()[1])
     try:
         with pytest.raises(SendError, match=r"^udp://127\.0\.0\.1:\d+: "):
-            transport.send([b"x" * (UDP_MAX_PAYLOAD + 1)])
+            send_and_wait(transport, [b"x" * (UDP_MAX_PAYLOAD + 1)])
     finally:
         transport.close()
 
@@ -224,13 +225,13 @@ def test_udp_paced_sends_slices_of_10ms_at_the_rate(udp_receiver: socket.socket)
     transport = DatagramTransport("127.0.0.1", port, 1000, clock=fake.clock, sleep=fake.sleep)
     messages = [b"event %d" % i for i in range(35)]
     try:
-        transport.send(messages)
+        send_and_wait(transport, messages)
         assert fake.sleeps == [0.01, 0.01, 0.01]  # 10 + 10 + 10 + 5 datagrams
         assert [udp_receiver.recv(100) for _ in messages] == messages
-        transport.send(messages[:5])  # right after: waits for the last slice's 5 ms
+        send_and_wait(transport, messages[:5])  # right after: waits for the last slice's 5 ms
         assert fake.sleeps[3:] == [0.005]
         fake.now += 60  # idle: no credit is saved up, the next slice goes at once, then paced
-        transport.send(messages[:20])
+        send_and_wait(transport, messages[:20])
         assert fake.sleeps[4:] == [0.01]
     finally:
         transport.close()
@@ -241,7 +242,7 @@ def test_udp_unpaced_sends_without_waiting(udp_receiver: socket.socket) -> None:
     fake = FakeClock()
     transport = DatagramTransport("127.0.0.1", udp_receiver.getsockname()[1], 0, fake.clock, fake.sleep)
     try:
-        transport.send([b"x"] * 50)
+        send_and_wait(transport, [b"x"] * 50)
         assert fake.sleeps == []
     finally:
         transport.close()
@@ -254,7 +255,7 @@ def test_udp_is_paced_by_default_and_holds_the_rate(udp_receiver: socket.socket)
     transport = make_transport(config)
     started = time.monotonic()
     try:
-        transport.send([b"event %d" % i for i in range(100)])
+        send_and_wait(transport, [b"event %d" % i for i in range(100)])
         took = time.monotonic() - started
         assert [udp_receiver.recv(100) for _ in range(100)] == [b"event %d" % i for i in range(100)]
     finally:
@@ -276,7 +277,7 @@ def test_tcp_frames_exact_bytes(framing: str, expected: bytes) -> None:
     """Over TCP the batch arrives as octet-counted ("<len> <msg>") or newline-terminated frames."""
     with StreamServer() as server:
         transport = make_transport(output("tcp", server.port, f"  framing: {framing}\n"))
-        transport.send([b"hello", "CEF:0|ü".encode(), b"a\nb"])
+        send_and_wait(transport, [b"hello", "CEF:0|ü".encode(), b"a\nb"])
         transport.close()
     assert server.errors == []
     assert server.received == [expected]
@@ -287,8 +288,8 @@ def test_tcp_batches_share_one_connection() -> None:
     """Consecutive batches go over the same connection, in order."""
     with StreamServer() as server:
         transport = make_transport(output("tcp", server.port))
-        transport.send([b"one"])
-        transport.send([b"two", b"three"])
+        send_and_wait(transport, [b"one"])
+        send_and_wait(transport, [b"two", b"three"])
         transport.close()
     assert server.received == [b"3 one3 two5 three"]
 
@@ -299,7 +300,7 @@ def test_tcp_close_lets_the_collector_read_everything() -> None:
     # reset discards whatever the collector has not read yet.
     with StreamServer(greeting=b"unsolicited bytes from the collector") as server:
         transport = make_transport(output("tcp", server.port))
-        transport.send([b"x" * 100_000])
+        send_and_wait(transport, [b"x" * 100_000])
         time.sleep(0.05)  # the greeting is in our receive queue now
         transport.close()
     assert server.errors == []
@@ -311,7 +312,7 @@ def test_tcp_connection_refused_is_a_send_error() -> None:
     with StreamServer(listen=False) as server:  # bound but not listening: connections are refused
         transport = make_transport(output("tcp", server.port))
         with pytest.raises(SendError) as info:
-            transport.send([b"x"])
+            send_and_wait(transport, [b"x"])
     assert str(info.value) == (
         f"tcp://127.0.0.1:{server.port}: connection refused "
         "(is the collector running and listening on this port?)"
@@ -323,9 +324,9 @@ def test_tcp_reconnects_on_the_next_send_after_a_failure() -> None:
     with StreamServer(listen=False) as server:
         transport = make_transport(output("tcp", server.port))
         with pytest.raises(SendError):
-            transport.send([b"lost"])
+            send_and_wait(transport, [b"lost"])
         server.start()  # the collector comes up
-        transport.send([b"again"])
+        send_and_wait(transport, [b"again"])
         transport.close()
     assert server.received == [b"5 again"]
 
@@ -335,9 +336,9 @@ def test_tcp_idle_connection_closed_by_the_peer_is_detected_before_writing() -> 
     with StreamServer(close_first=7, connections=2) as server:
         connections = Connections(server.port)
         transport = StreamTransport(connections, "octet_counting", "tcp://test", ack_timeout_secs=2)
-        transport.send([b"first"])
+        send_and_wait(transport, [b"first"])
         connections.wait_hung_up(server.first_closed)
-        transport.send([b"second"])  # must not vanish into the dead connection
+        send_and_wait(transport, [b"second"])  # must not vanish into the dead connection
         transport.close()
     assert server.errors == []
     assert server.received == [b"5 first", b"6 second"]
@@ -368,10 +369,10 @@ def test_tcp_idle_connection_reset_by_the_peer_is_detected_before_writing() -> N
     try:
         connections = Connections(server.getsockname()[1])
         transport = StreamTransport(connections, "octet_counting", "tcp://test", ack_timeout_secs=2)
-        transport.send([b"first"])
+        send_and_wait(transport, [b"first"])
         first_sent.set()
         connections.wait_hung_up(closed)
-        transport.send([b"second"])
+        send_and_wait(transport, [b"second"])
         transport.close()
         thread.join(TIMEOUT)
     finally:
@@ -399,7 +400,7 @@ def test_tcp_batch_not_acknowledged_in_time_fails(monkeypatch: pytest.MonkeyPatc
     try:
         started = time.monotonic()
         with pytest.raises(SendError) as info:
-            transport.send([b"x" * 150_000])  # stays in our send queue: the peer never reads
+            send_and_wait(transport, [b"x" * 150_000])  # stays in our send queue: the peer never reads
         assert time.monotonic() - started < TIMEOUT
         assert str(info.value) == (
             "tcp://test: send failed: the collector did not acknowledge the batch within 0.2s"
@@ -449,7 +450,7 @@ def test_tls_verifies_the_server_by_default(server_context: ssl.SSLContext) -> N
     with StreamServer(server_context) as server:
         transport = make_transport(output("tls", server.port))
         with pytest.raises(SendError) as info:
-            transport.send([b"secret event"])
+            send_and_wait(transport, [b"secret event"])
         transport.close()
     message = str(info.value)
     assert message.startswith(f"tls://127.0.0.1:{server.port}: TLS certificate rejected: ")
@@ -462,8 +463,8 @@ def test_tls_with_ca_file_delivers_exact_frames(server_context: ssl.SSLContext, 
     """With tls.ca_file naming the collector's CA, the batches arrive as octet-counted frames."""
     with StreamServer(server_context) as server:
         transport = make_transport(tls_output(server.port, f"    ca_file: {ca_file}\n"))
-        transport.send([b"hello", b"CEF:0|x"])
-        transport.send([b"again"])
+        send_and_wait(transport, [b"hello", b"CEF:0|x"])
+        send_and_wait(transport, [b"again"])
         transport.close()
     assert server.errors == []
     assert server.received == [b"5 hello7 CEF:0|x5 again"]
@@ -475,7 +476,7 @@ def test_tls_newline_framing(server_context: ssl.SSLContext, ca_file: Path) -> N
     with StreamServer(server_context) as server:
         extra = f"  framing: newline\n  tls:\n    ca_file: {ca_file}\n"
         transport = make_transport(output("tls", server.port, extra))
-        transport.send([b"hello", b"CEF:0|x"])
+        send_and_wait(transport, [b"hello", b"CEF:0|x"])
         transport.close()
     assert server.received == [b"hello\nCEF:0|x\n"]
 
@@ -495,7 +496,7 @@ def test_tls_verify_false_accepts_an_untrusted_server(server_context: ssl.SSLCon
     """tls.verify: false turns verification off (and the batch still arrives)."""
     with StreamServer(server_context) as server:
         transport = make_transport(tls_output(server.port, "    verify: false\n"))
-        transport.send([b"event"])
+        send_and_wait(transport, [b"event"])
         transport.close()
     assert server.received == [b"5 event"]
 
@@ -508,9 +509,9 @@ def test_tls_idle_connection_closed_by_the_peer_is_replaced(
         context = tls_context(tls_output(server.port, f"    ca_file: {ca_file}\n"))
         connections = Connections(server.port, context)
         transport = StreamTransport(connections, "octet_counting", "tls://test", ack_timeout_secs=2)
-        transport.send([b"first"])
+        send_and_wait(transport, [b"first"])
         connections.wait_hung_up(server.first_closed)
-        transport.send([b"second"])
+        send_and_wait(transport, [b"second"])
         transport.close()
     assert server.errors == []
     assert server.received == [b"5 first", b"6 second"]
@@ -535,10 +536,10 @@ def test_file_transport_appends_one_event_per_line(tmp_path: Path) -> None:
     """protocol file appends each message and a LF, creating directories, across restarts."""
     path = tmp_path / "out" / "events.log"
     transport = make_transport(output_file(path))
-    transport.send([b"CEF:0|a", b'{"b": 2}'])
+    send_and_wait(transport, [b"CEF:0|a", b'{"b": 2}'])
     transport.close()
     again = make_transport(output_file(path))
-    again.send([b"CEF:0|c"])
+    send_and_wait(again, [b"CEF:0|c"])
     again.close()
     assert path.read_bytes() == b'CEF:0|a\n{"b": 2}\nCEF:0|c\n'
     assert isinstance(transport, FileTransport)
@@ -550,14 +551,14 @@ def test_file_transport_that_cannot_open_is_a_send_error(tmp_path: Path) -> None
     (tmp_path / "plain").write_text("x")
     transport = FileTransport(str(tmp_path / "plain" / "events.log"))
     with pytest.raises(SendError, match=r"^file .*events\.log: cannot open for appending: "):
-        transport.send([b"x"])
+        send_and_wait(transport, [b"x"])
 
 
 def test_stdout_transport_writes_lines() -> None:
     """protocol stdout writes each message and a LF, and flushes."""
     stream = io.BytesIO()
     transport = StdoutTransport(stream)
-    transport.send([b"one", b"two"])
+    send_and_wait(transport, [b"one", b"two"])
     assert stream.getvalue() == b"one\ntwo\n"
 
 
