@@ -4,7 +4,8 @@
 - ``build_source``: the source that ``source.kind`` names (each kind's builder in SOURCES);
 - ``build_transport``: the transport ``output.protocol`` names (``transports.factory``);
 - ``build_pipeline``: a pipeline with its checkpoint, encoder, delivery, dead letters and
-  quarantine list. Parts may be passed in ready-made (a test's source or transport).
+  quarantine list. Parts may be passed in ready-made (a test's source or transport), and
+  the process' ``core.workers.WorkerPool`` as its reader (``build_reader``: ``workers:``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, DeliverySettings
 from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline, PipelineSettings
-from forwarder.core.reading import ReadSettings
+from forwarder.core.reading import Reader, ReadSettings
+from forwarder.core.workerprocess import processes_for
+from forwarder.core.workers import WorkerPool
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Source
 from forwarder.sources.exporter import LogExporterSource
@@ -85,6 +88,13 @@ def read_settings(config: PipelineConfig, source: Source, transport: Transport) 
     )
 
 
+def build_reader(workers: int | str) -> WorkerPool | None:
+    """The process' worker pool for ``workers`` (shared by every pipeline; ``close()`` it at
+    exit), or None for ``workers: 1``: each pipeline reads in its own thread."""
+    processes = processes_for(workers)
+    return WorkerPool(processes) if processes > 1 else None
+
+
 def build_pipeline(
     config: PipelineConfig,
     *,
@@ -94,6 +104,7 @@ def build_pipeline(
     source: Source | None = None,
     transport: Transport | None = None,
     clock: Callable[[], float] | None = None,
+    reader: Reader | None = None,
 ) -> Pipeline:
     """A pipeline for *config*, its checkpoint not opened yet (``Pipeline.open``)."""
     observer = observer or Observer()
@@ -131,4 +142,5 @@ def build_pipeline(
         settings,
         observer,
         stop,
+        reader,
     )

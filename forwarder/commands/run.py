@@ -16,7 +16,7 @@ import time
 from types import FrameType
 
 from forwarder.commands.common import EXIT_OK, chosen, load
-from forwarder.compose import build_pipeline
+from forwarder.compose import build_pipeline, build_reader
 from forwarder.config import Config, PipelineConfig, load_config, secret_values
 from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline
@@ -62,9 +62,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     signals.install()
     observing = Observing(config)  # metrics.listen: the endpoint listens from here on
     once = bool(args.once)
+    pool = build_reader(config.workers)  # one for every pipeline; closed after they stopped
+    if pool is not None:
+        log.info("reading with %d worker processes (workers: %s)", pool.size, config.workers)
 
     def build(config: PipelineConfig, stop: threading.Event, observer: Observer) -> Pipeline:
-        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer)
+        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, reader=pool)
         out = config.output
         log.info(
             "forwarding %s to %s (%s header%s)",
@@ -89,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         runner.stop()
         runner.wait()
+        if pool is not None:
+            pool.close()
         observing.close()
     stats = runner.stats()
     letters = sum(w.pipeline.dead_letter.written for w in runner.workers.values() if w.pipeline is not None)
@@ -124,6 +129,8 @@ def _reloaded(args: argparse.Namespace, config: Config, runner: Runner, observin
     )
     if fresh.metrics != config.metrics:
         log.warning("SIGHUP: metrics settings changed; they take effect at the next start")
+    if fresh.workers != config.workers:
+        log.warning("SIGHUP: workers changed; it takes effect at the next start")
     runner.reload(fresh)
     for name in {p.name for p in config.pipelines} - {p.name for p in fresh.pipelines}:
         observing.forget(name)

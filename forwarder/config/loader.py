@@ -8,7 +8,7 @@ Two shapes of file:
   optional ``defaults:`` block merged under every pipeline (a pipeline's own values win;
   ``{pipeline}`` in a default's text becomes the pipeline's name).
 
-``log`` and ``metrics`` are the process's, at the top in both. Environment variables are
+``log``, ``metrics`` and ``workers`` are the process's, at the top in both. Environment variables are
 substituted in string values: ``${VAR}`` (an error when VAR is unset) and
 ``${VAR:-default}``; a value that is exactly one reference may fill a number or boolean
 key (``port: ${SYSLOG_PORT:-514}``).
@@ -34,6 +34,7 @@ from forwarder.config.checks import distinct, output_defaults
 from forwarder.config.checks import pipeline as checked_pipeline
 from forwarder.config.model import (
     DEFAULT_PIPELINE,
+    MAX_WORKERS,
     Config,
     LogConfig,
     MetricsConfig,
@@ -43,6 +44,7 @@ from forwarder.config.tree import build, describe
 from forwarder.errors import ConfigError
 
 PIPELINE_SECTIONS = ("source", "parser", "output", "checkpoint", "batch")
+PROCESS_KEYS = ("log", "metrics", "workers")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 
 
@@ -169,21 +171,20 @@ def parse_config(text: str, origin: str = "<config>", env: Mapping[str, str] | N
     if not isinstance(raw, dict):
         raise ConfigError(f"the config file: expected a mapping of keys, got {describe(raw)}")
     env = os.environ if env is None else env
-    process = {key: raw[key] for key in ("log", "metrics") if key in raw}
+    process = {key: raw[key] for key in PROCESS_KEYS if key in raw}
     if "pipelines" in raw or "defaults" in raw:
         if "pipelines" not in raw:
             raise ConfigError("defaults: given without pipelines: (the list of pipelines it applies to)")
-        unknown = [k for k in raw if k not in ("pipelines", "defaults", "log", "metrics", *PIPELINE_SECTIONS)]
+        unknown = [k for k in raw if k not in ("pipelines", "defaults", *PROCESS_KEYS, *PIPELINE_SECTIONS)]
         if unknown:
-            raise ConfigError(
-                f"{unknown[0]}: unknown key; the config file takes: pipelines, defaults, log, metrics"
-            )
+            known = ", ".join(("pipelines", "defaults", *PROCESS_KEYS))
+            raise ConfigError(f"{unknown[0]}: unknown key; the config file takes: {known}")
         pipelines = _pipelines(raw, env)
     else:
         sections = {key: value for key, value in raw.items() if key not in process}
         for key in sections:
             if key not in PIPELINE_SECTIONS:
-                takes = (*PIPELINE_SECTIONS, "log", "metrics", "pipelines", "defaults")
+                takes = (*PIPELINE_SECTIONS, *PROCESS_KEYS, "pipelines", "defaults")
                 close = difflib.get_close_matches(str(key), takes, n=1)
                 hint = f' (did you mean "{close[0]}"?)' if close else ""
                 raise ConfigError(f"{key}: unknown key{hint}; the config file takes: {', '.join(takes)}")
@@ -193,7 +194,18 @@ def parse_config(text: str, origin: str = "<config>", env: Mapping[str, str] | N
     metrics: MetricsConfig = build(MetricsConfig, process.get("metrics"), "metrics")
     if metrics.listen:
         split_listen(metrics.listen)
-    return Config(pipelines, log, metrics)
+    return Config(pipelines, log, metrics, checked_workers(process.get("workers", "auto")))
+
+
+def checked_workers(value: Any) -> int | str:
+    """``workers``: ``auto``, or a number of processes from 1 (none: the pipelines read) to MAX_WORKERS."""
+    if isinstance(value, str) and value.strip().isdigit():  # from ${WORKERS}
+        value = int(value)
+    if value == "auto":
+        return "auto"
+    if type(value) is int and 1 <= value <= MAX_WORKERS:
+        return value
+    raise ConfigError(f"workers: expected auto or an integer 1-{MAX_WORKERS}, got {describe(value)}")
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

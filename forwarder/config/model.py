@@ -12,7 +12,8 @@ A field's ``metadata`` tells the loader how to check it: ``choices``, ``min``/``
     │   ├── checkpoint: CheckpointConfig  where the position is kept
     │   └── batch: BatchConfig            events per acknowledged batch
     ├── log: LogConfig                    the forwarder's own log
-    └── metrics: MetricsConfig            /metrics, /healthz, /readyz
+    ├── metrics: MetricsConfig            /metrics, /healthz, /readyz
+    └── workers: "auto" or a number       processes reading objects, shared by the pipelines
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ FACILITIES = {
 }  # fmt: skip
 # The name a single-pipeline file's pipeline gets.
 DEFAULT_PIPELINE = "default"
+# workers: at most this many processes (far beyond any core count it is meant to follow).
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -165,11 +168,14 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration: the pipelines, and the process-wide log and metrics."""
+    """The whole configuration: the pipelines, and the process-wide log, metrics and workers."""
 
     pipelines: tuple[PipelineConfig, ...]
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # Worker processes that read and encode objects for every pipeline (forwarder.core.workers):
+    # "auto" = one per core this process may use; 1 = none, each pipeline's thread reads.
+    workers: int | str = "auto"
 
     def pipeline(self, name: str | None = None) -> PipelineConfig:
         """The pipeline called *name*; without a name, the only one (a single-pipeline file)."""

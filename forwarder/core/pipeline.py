@@ -14,7 +14,9 @@ It owns the delivery guarantee (at least once, in order):
   and delivery goes on;
 - records not sent as they were (bad, repaired, cut to size) are reported
   (``core.reports``), and the dead-letter file is made durable before the checkpoint
-  moves past them.
+  moves past them;
+- objects become batches through a ``core.reading.Reader``: in this thread, or in worker
+  processes (``core.workers``) that start on each file once it is downloaded.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step
 from forwarder.core.checkpoint import CheckpointStore, Position
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
 from forwarder.core.observer import Observer
-from forwarder.core.reading import Batch, ReadSettings, read_batches
+from forwarder.core.reading import Batch, Batches, InProcess, Reader, ReadSettings
 from forwarder.core.reports import Reports, RunStats
 from forwarder.errors import BadFileError, ConfigError, FetchError
 from forwarder.formats.encoder import EventEncoder
@@ -66,6 +69,7 @@ class Pipeline:
         settings: PipelineSettings,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -80,6 +84,7 @@ class Pipeline:
         self.stats = RunStats()
         self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
         self.position: Position | None = None
+        self._reader = reader or InProcess()
 
     # --- life -------------------------------------------------------------------------
 
@@ -130,7 +135,7 @@ class Pipeline:
         assert self.position is not None
         settings = self._settings
         prefetch = Prefetcher(
-            self.source, self.position.cursor, settings.prefetch_files, settings.prefetch_bytes
+            self.source, self.position.cursor, settings.prefetch_files, settings.prefetch_bytes, self._open
         )
         try:
             for item in prefetch:
@@ -142,8 +147,7 @@ class Pipeline:
                         raise item.error or FetchError("listing failed")
                     self._forward_fetched(item)
                 finally:
-                    if item.path is not None:
-                        item.path.unlink(missing_ok=True)
+                    item.discard()
         finally:
             prefetch.close()
         return self.stats.events_sent - before
@@ -184,13 +188,14 @@ class Pipeline:
         assert obj is not None
         if obj.gap is not None:
             self._note_gap(obj)
-        path, error = item.path, item.error
+        path, error, reading = item.path, item.error, cast("Batches | None", item.reading)
         while True:
             try:
                 if error is not None:
                     raise error
                 assert path is not None
-                self._forward_object(obj, path)
+                reading = reading or self._open(obj, path)
+                self._forward_object(obj, reading)
                 return
             except BadFileError as exc:
                 failure = self.store.record_failure(obj.key, str(exc))
@@ -200,9 +205,11 @@ class Pipeline:
                     self._quarantine_object(obj, str(exc))
                     return
             finally:
+                if reading is not None:
+                    reading.close()
                 if path is not None and path != item.path:
                     path.unlink(missing_ok=True)
-            path, error = None, None
+            path, error, reading = None, None, None
             try:
                 path = self.source.fetch(obj)
             except FetchError as exc:
@@ -238,13 +245,18 @@ class Pipeline:
             return position.records
         return 0
 
-    def _forward_object(self, obj: LogObject, path: Path) -> None:
+    def _open(self, obj: LogObject, path: Path) -> Batches:
+        """Start reading *obj* (downloaded to *path*) from its first record not delivered."""
+        label = self.source.label(obj)
+        return self._reader.open(path, label, self._settings.reading, self._encoder, self._first_record(obj))
+
+    def _forward_object(self, obj: LogObject, batches: Batches) -> None:
         label = self.source.label(obj)
         first = self._first_record(obj)
         if first:
             log.info("%s: resuming after record %d", label, first)
         inside = self.source.inside(obj)
-        for batch in read_batches(path, label, self._settings.reading, self._encoder, first):
+        for batch in batches:
             self._deliver(label, obj.key, batch)
             if batch.last:
                 self.reports.done(label)

@@ -85,7 +85,12 @@ class EventEncoder:
         self._converter = Converter(self.encoding, self._utf8, self._stamp, clock) if parse_all else None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (EventEncoder, (self.output, self.parser, self._clock))
+        return (EventEncoder, self.settings)
+
+    @property
+    def settings(self) -> tuple[OutputConfig, ParserConfig, Callable[[], float]]:
+        """What the encoder is made of: equal settings, equal messages."""
+        return (self.output, self.parser, self._clock)
 
     # --- the header ------------------------------------------------------------------------
 
