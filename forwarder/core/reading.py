@@ -147,8 +147,8 @@ def read_batches(
                     at += len(taken)
                     done = taken[-1].ordinal + 1
                     if len(pending) >= room:
-                        yield _batch(pending, notes, done, False, settings, encoder)
-                        pending, notes = [], []
+                        batch, pending, notes = _batch(pending, notes, done, False, settings, encoder), [], []
+                        yield batch  # the records let go first: a worker holds one batch less
                 continue
             for record in block:
                 if record.ordinal < first:
@@ -159,8 +159,8 @@ def read_batches(
                     continue
                 pending.append(record)
                 if len(pending) >= room:
-                    yield _batch(pending, notes, done, False, settings, encoder)
-                    pending, notes = [], []
+                    batch, pending, notes = _batch(pending, notes, done, False, settings, encoder), [], []
+                    yield batch  # the records let go first: a worker holds one batch less
     except BadFileError:
         raise
     except FetchError as exc:  # everything raised while reading a downloaded object is about its content
