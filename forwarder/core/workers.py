@@ -120,6 +120,10 @@ class WorkerPool:
         self._router = threading.Thread(target=self._route, name="worker-pipes", daemon=True)
         self._router.start()
         atexit.register(self.close)
+        with self.lock:
+            # One now, importing while this process starts its pipelines (~0.15 s of a core);
+            # the others when there is work for them, so that idle pipelines keep one.
+            self._spawn()
 
     # --- the pipelines' side ---------------------------------------------------------------
 
@@ -144,7 +148,8 @@ class WorkerPool:
     # --- scheduling (called with the lock held) --------------------------------------------
 
     def start(self, job: Job) -> None:
-        """Run *job* on the least busy worker, starting a new one while there are fewer than size."""
+        """Run *job* on the least busy worker, starting a new one (while there are fewer than
+        size) rather than giving a busy one a second job."""
         with contextlib.suppress(ValueError):
             self._queued.remove(job)
         alive = [p for p in self._processes if p.alive]
