@@ -10,7 +10,9 @@ its own thread: the same batches in the same order, with their ``done`` counts a
 ``BadFileError`` at the same place. Only the pipeline writes the checkpoint.
 
 Bounded everywhere, so memory does not grow with the data: a job makes a batch only
-against credit (``CREDIT`` batches ahead of the one being sent), an object is streamed
+against credit (``CREDIT`` batch ahead of the one being sent, once its pipeline takes from
+it; up to ``READ_AHEAD_BYTES`` of batches before that, so that a worker reads the next
+file while the pipeline still takes the one before from another), an object is streamed
 batch by batch (a 2 GB file is never whole anywhere), and at most ``READ_AHEAD`` jobs per
 process run before their pipeline asks for them (the one a pipeline waits for always runs).
 A pipeline that stops taking batches (its collector is down) leaves its job idle in its
@@ -53,7 +55,11 @@ log = logging.getLogger(__name__)
 # worker busy while the pipeline sends (it is the slower of the two); each more held ~2.8
 # MB per job of 5,000-event batches in this process (the 2 GB file: 110 MB -> 9x MB in all).
 CREDIT = 1
-READ_AHEAD = 4  # jobs per worker that may run before their pipeline asks for them
+# Before its pipeline takes from it, a job may make batches up to this many bytes: the
+# next file's worker works while the pipeline takes the file before (with CREDIT alone, a
+# second worker idled after one batch: 1M events in 20 files went no faster with two).
+READ_AHEAD_BYTES = 16 << 20
+READ_AHEAD = 2  # jobs per worker that may run before their pipeline asks for them
 _QUEUED, _RUNNING, _ENDED = "queued", "running", "ended"
 
 
@@ -69,6 +75,8 @@ class Job:
         self.process: WorkerProcess | None = None
         self.items: collections.deque[Any] = collections.deque()  # packed batches, then how it ended
         self.taken = 0  # batches handed to the pipeline
+        self.outstanding = 0  # batches the worker may make and has not sent yet
+        self.ahead = 0  # bytes of batches made before the pipeline took any
         self.restarted = False
         self.changed = threading.Condition(pool.lock)
 
@@ -88,7 +96,12 @@ class Job:
             item = self.items.popleft()
             if isinstance(item, tuple):  # Batch.packed()
                 self.taken += 1
-                if self.state == _RUNNING and self.process is not None:
+                if (
+                    self.state == _RUNNING
+                    and self.process is not None
+                    and self.outstanding + len(self.items) < CREDIT
+                ):
+                    self.outstanding += 1
                     self.process.post(("credit", self.number, 1))
             else:
                 self.items.clear()
@@ -153,7 +166,9 @@ class WorkerPool:
         with contextlib.suppress(ValueError):
             self._queued.remove(job)
         alive = [p for p in self._processes if p.alive]
-        process = min(alive, key=lambda p: len(p.jobs), default=None)
+        # The least busy; between equals, the one given fewer jobs so far (a tie went to the
+        # first: it read two files in three and the other idled).
+        process = min(alive, key=lambda p: (len(p.jobs), p.given), default=None)
         try:
             if self._closed:
                 raise OSError("the worker pool is closed (the forwarder is stopping)")
@@ -165,7 +180,9 @@ class WorkerPool:
             return
         assert process is not None
         job.state, job.process = _RUNNING, process
+        job.outstanding = CREDIT
         process.jobs.add(job)
+        process.given += 1
         process.post(("job", job.number, job.spec, CREDIT))
 
     def _fill(self) -> None:
@@ -225,6 +242,12 @@ class WorkerPool:
                 return  # closed meanwhile: what is left of it is dropped
             if kind == "batch":
                 job.items.append(message[2])
+                job.outstanding -= 1
+                if job.taken == 0 and job.process is not None:  # not taken from yet: read ahead
+                    job.ahead += len(message[2][0])
+                    if job.ahead < READ_AHEAD_BYTES and job.outstanding <= 0:
+                        job.outstanding += 1
+                        job.process.post(("credit", number, 1))
                 job.changed.notify_all()
                 return
             if kind == "bad":

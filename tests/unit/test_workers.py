@@ -21,6 +21,7 @@ import pytest
 
 from forwarder.compose import build_pipeline
 from forwarder.config import parse_config
+from forwarder.core import workers
 from forwarder.core.reading import Batch, ReadSettings, read_batches
 from forwarder.core.workers import CREDIT, WorkerPool
 from forwarder.errors import BadFileError, WorkerDied
@@ -179,20 +180,28 @@ def test_a_worker_killed_mid_object_is_an_error_and_the_others_start_again(
         pool.close()
 
 
-def test_a_job_not_taken_from_makes_its_credit_and_holds_no_worker(tmp_path: Path) -> None:
-    """A pipeline that stops taking batches (collector down) gets CREDIT batches made, no
-    more, and the one worker goes on reading for another pipeline meanwhile."""
+def test_a_stalled_job_makes_a_bounded_few_batches_and_holds_no_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job its pipeline has not taken from reads ahead up to READ_AHEAD_BYTES, and one that
+    is taken from stays CREDIT batch ahead; either way a pipeline that stops taking (its
+    collector is down) leaves the worker to read for another pipeline meanwhile."""
+    monkeypatch.setattr(workers, "READ_AHEAD_BYTES", 20_000)
     big, other = tmp_path / "big.zip", tmp_path / "other.zip"
-    big.write_bytes(make_zip([("m.log", events(0, 700))]))
+    big.write_bytes(make_zip([("m.log", events(0, 700))]))  # 100 batches of 7
     other.write_bytes(make_zip([("m.log", events(1000, 300))]))
     pool = WorkerPool(1)
     try:
-        stalled = pool.open(big, str(big), settings(), encoder(), 0)
-        assert wait_for(lambda: len(stalled.items) == CREDIT)
+        ahead = pool.open(big, str(big), settings(), encoder(), 0)
+        assert wait_for(lambda: sum(len(joined) for joined, _ in ahead.items) >= 20_000)
+        taken_from = pool.open(big, str(big), settings(), encoder(), 0)
+        first = next(taken_from)
         assert taken(pool.open(other, str(other), settings(), encoder(), 0)) == in_process(other, settings())
         time.sleep(0.2)
-        assert len(stalled.items) == CREDIT  # 100 batches in the object: only the credit made
-        assert taken(stalled) == in_process(big, settings())
+        made = sum(len(joined) for joined, _ in ahead.items)
+        assert 20_000 <= made < 20_000 + 3_000  # up to the bytes, and one batch past them at most
+        assert len(taken_from.items) == CREDIT  # 99 batches left in the object: one made
+        assert [first, *taken(taken_from)[0]] == taken(ahead)[0] == in_process(big, settings())[0]
     finally:
         pool.close()
 
