@@ -206,8 +206,10 @@ def test_a_stalled_job_makes_a_bounded_few_batches_and_holds_no_worker(
         pool.close()
 
 
-def test_close_ends_every_worker(tmp_path: Path) -> None:
-    """After close() no worker process is left, also with objects half read."""
+def test_close_ends_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After close() no worker process is left, also with objects half read (whose
+    pipelines then get WorkerDied, not a silent end)."""
+    monkeypatch.setattr(workers, "READ_AHEAD_BYTES", 10_000)  # none read to its end beforehand
     path = tmp_path / "big.zip"
     path.write_bytes(make_zip([("m.log", events(0, 500))]))
     pool = WorkerPool(2)
