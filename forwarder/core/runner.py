@@ -7,8 +7,10 @@ stops the ones removed, restarts the ones whose settings changed and leaves the 
 alone. A pipeline that stops on an error it cannot get past (a corrupt or unwritable
 checkpoint) says so once, in the log and on /readyz; the others go on.
 
-Threads, not processes: the work is waiting on S3 and collectors, and the encoding is
-light; ``benchmarks/pipelines.py`` measures 200 idle pipelines and 20 busy ones.
+Threads, not a process per pipeline: the work is waiting on S3 and collectors, and what
+costs CPU (reading files into messages) goes to the process' one pool of workers
+(``core.workers``, ``workers:``); ``benchmarks/pipelines.py`` measures 200 idle pipelines
+and 20 busy ones.
 """
 
 from __future__ import annotations
