@@ -44,78 +44,13 @@ from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
-from forwarder.core.reading import Batch, ReadSettings
+from forwarder.core.jobs import CREDIT, ENDED, QUEUED, READ_AHEAD, READ_AHEAD_BYTES, RUNNING, Job
+from forwarder.core.reading import ReadSettings
 from forwarder.core.workerprocess import STOP_TIMEOUT_SECS, WorkerProcess
 from forwarder.errors import BadFileError, WorkerDied
 from forwarder.formats.encoder import EventEncoder
 
 log = logging.getLogger(__name__)
-
-# Batches a job may make ahead of the one its pipeline takes. One is enough to keep the
-# worker busy while the pipeline sends (it is the slower of the two); each more held ~2.8
-# MB per job of 5,000-event batches in this process (the 2 GB file: 110 MB -> 9x MB in all).
-CREDIT = 1
-# Before its pipeline takes from it, a job may make batches up to this many bytes: the
-# next file's worker works while the pipeline takes the file before (with CREDIT alone, a
-# second worker idled after one batch: 1M events in 20 files went no faster with two).
-READ_AHEAD_BYTES = 16 << 20
-READ_AHEAD = 2  # jobs per worker that may run before their pipeline asks for them
-_QUEUED, _RUNNING, _ENDED = "queued", "running", "ended"
-
-
-class Job:
-    """One object's batches, made by a worker: iterate in order; ``close()`` to stop early."""
-
-    def __init__(self, pool: WorkerPool, number: int, spec: bytes, label: str) -> None:
-        self._pool = pool
-        self.number = number
-        self.spec = spec  # path, label, settings, encoder, first: pickled for the worker
-        self.label = label
-        self.state = _QUEUED
-        self.process: WorkerProcess | None = None
-        self.items: collections.deque[Any] = collections.deque()  # packed batches, then how it ended
-        self.taken = 0  # batches handed to the pipeline
-        self.outstanding = 0  # batches the worker may make and has not sent yet
-        self.ahead = 0  # bytes of batches made before the pipeline took any
-        self.restarted = False
-        self.changed = threading.Condition(pool.lock)
-
-    def __iter__(self) -> Job:
-        return self
-
-    def __next__(self) -> Batch:
-        pool = self._pool
-        with pool.lock:
-            while not self.items:
-                if self.state == _ENDED:
-                    raise StopIteration
-                if self.state == _QUEUED:
-                    pool.start(self)  # the pipeline waits for it: it runs now, read-ahead or not
-                else:
-                    self.changed.wait()
-            item = self.items.popleft()
-            if isinstance(item, tuple):  # Batch.packed()
-                self.taken += 1
-                if (
-                    self.state == _RUNNING
-                    and self.process is not None
-                    and self.outstanding + len(self.items) < CREDIT
-                ):
-                    self.outstanding += 1
-                    self.process.post(("credit", self.number, 1))
-            else:
-                self.items.clear()
-        if item is None:
-            raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
-        return Batch.unpacked(*item)  # here, not under the lock, nor in the pipes' thread
-
-    def close(self) -> None:
-        """Stop reading the object (when it is not read to its end) and drop what is left."""
-        with self._pool.lock:
-            self._pool.end(self, None if self.state == _ENDED else "cancel")
-            self.items.clear()
 
 
 class WorkerPool:
@@ -179,7 +114,7 @@ class WorkerPool:
             self.end(job, None)
             return
         assert process is not None
-        job.state, job.process = _RUNNING, process
+        job.state, job.process = RUNNING, process
         job.outstanding = CREDIT
         process.jobs.add(job)
         process.given += 1
@@ -192,14 +127,14 @@ class WorkerPool:
 
     def end(self, job: Job, message: str | None) -> None:
         """*job* is over (a worker said so, or the pipeline closed it): free its place."""
-        if job.state == _QUEUED:
+        if job.state == QUEUED:
             with contextlib.suppress(ValueError):
                 self._queued.remove(job)
         elif job.process is not None and job in job.process.jobs:
             job.process.jobs.discard(job)
             if message is not None:
                 job.process.post((message, job.number))
-        job.state = _ENDED
+        job.state = ENDED
         self._jobs.pop(job.number, None)
         job.changed.notify_all()
         self._fill()
@@ -238,7 +173,7 @@ class WorkerPool:
         kind, number = message[0], message[1]
         with self.lock:
             job = self._jobs.get(number)
-            if job is None or job.state != _RUNNING:
+            if job is None or job.state != RUNNING:
                 return  # closed meanwhile: what is left of it is dropped
             if kind == "batch":
                 job.items.append(message[2])
@@ -277,7 +212,7 @@ class WorkerPool:
                 if job.taken == 0 and not job.restarted:
                     job.restarted = True  # nothing of it handed over yet: run it again elsewhere
                     job.items.clear()
-                    job.state, job.process = _QUEUED, None
+                    job.state, job.process = QUEUED, None
                     self._queued.appendleft(job)
                     continue
                 job.items.append(
@@ -297,7 +232,7 @@ class WorkerPool:
             self._closed = True
             processes = list(self._processes)
             for job in list(self._jobs.values()):
-                if job.state != _ENDED:
+                if job.state != ENDED:
                     job.items.append(WorkerDied(f"{job.label}: the worker pool closed (stopping)"))
                     job.changed.notify_all()
         for process in processes:
