@@ -60,11 +60,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, pipelines=chosen(config, args))
     signals = _Signals()
     signals.install()
-    observing = Observing(config)  # metrics.listen: the endpoint listens from here on
-    once = bool(args.once)
     pool = build_reader(config.workers)  # one for every pipeline; closed after they stopped
     if pool is not None:
         log.info("reading with %d worker processes (workers: %s)", pool.size, config.workers)
+    observing = Observing(config)  # metrics.listen: the endpoint listens from here on
+    once = bool(args.once)
 
     def build(config: PipelineConfig, stop: threading.Event, observer: Observer) -> Pipeline:
         pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, reader=pool)
