@@ -115,7 +115,7 @@ class WorkerPool:
             return
         assert process is not None
         job.state, job.process = RUNNING, process
-        job.outstanding = CREDIT
+        job.outstanding, job.ahead = CREDIT, 0  # also when it starts again after a worker died
         process.jobs.add(job)
         process.given += 1
         process.post(("job", job.number, job.spec, CREDIT))
@@ -167,7 +167,10 @@ class WorkerPool:
                 except (EOFError, OSError):
                     self._died(process)
                     continue
-                self._deliver(message)
+                try:
+                    self._deliver(message)
+                except Exception:  # a bug here would leave every pipeline waiting: say so, go on
+                    log.exception("worker pool: a message from worker process %d was lost", process.number)
 
     def _deliver(self, message: tuple[Any, ...]) -> None:
         kind, number = message[0], message[1]
@@ -180,9 +183,10 @@ class WorkerPool:
                 job.outstanding -= 1
                 if job.taken == 0 and job.process is not None:  # not taken from yet: read ahead
                     job.ahead += len(message[2][0])
-                    if job.ahead < READ_AHEAD_BYTES and job.outstanding <= 0:
-                        job.outstanding += 1
-                        job.process.post(("credit", number, 1))
+                    # Two in credit: the worker goes on while this credit crosses over.
+                    if job.ahead < READ_AHEAD_BYTES and job.outstanding < 2:
+                        more, job.outstanding = 2 - job.outstanding, 2
+                        job.process.post(("credit", number, more))
                 job.changed.notify_all()
                 return
             if kind == "bad":

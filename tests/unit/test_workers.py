@@ -199,8 +199,13 @@ def test_a_stalled_job_makes_a_bounded_few_batches_and_holds_no_worker(
         assert taken(pool.open(other, str(other), settings(), encoder(), 0)) == in_process(other, settings())
         time.sleep(0.2)
         made = sum(len(joined) for joined, _ in ahead.items)
-        assert 20_000 <= made < 20_000 + 3_000  # up to the bytes, and one batch past them at most
-        assert len(taken_from.items) == CREDIT  # 99 batches left in the object: one made
+        assert 20_000 <= made < 20_000 + 2 * 3_000  # up to the bytes, and two batches in credit past them
+        # 99 batches left in the object: once taken from, it makes no more than CREDIT ahead
+        # beyond what it read ahead before the take
+        held = len(taken_from.items)
+        assert held >= CREDIT and sum(len(joined) for joined, _ in taken_from.items) < 20_000 + 2 * 3_000
+        time.sleep(0.2)
+        assert len(taken_from.items) == held
         assert [first, *taken(taken_from)[0]] == taken(ahead)[0] == in_process(big, settings())[0]
     finally:
         pool.close()
