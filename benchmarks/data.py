@@ -1,9 +1,9 @@
 """The benchmark's exporter files: Cato-like events in zips, made once and cached.
 
 A data set is a folder under ``benchmarks/out/data/`` holding, for each of its files, the
-same events zipped twice with Info-ZIP's ``zip`` (default level 6, as the exporter's files
-are deflated): ``pw/CATO<20 digits>.zip`` with ZipCrypto (``zip -P``) and
-``plain/CATO<20 digits>.zip`` without. ``manifest.json`` records the keys and how many
+events of one shape (``events.SHAPES``) zipped with Info-ZIP's ``zip`` (default level 6, as
+the exporter's files are deflated): ``pw/CATO<20 digits>.zip`` with ZipCrypto (``zip -P``)
+and, when asked for, ``plain/CATO<20 digits>.zip`` without. ``manifest.json`` records the keys and how many
 events of which length each holds, so the bytes a run must deliver can be computed exactly
 for any header. A folder whose manifest exists is complete and is reused.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from events import cef_lines
+from events import cef_lines, shape_lines
 
 PASSWORD = "cato-bench-secret"
 FIRST_SEQUENCE = 9_990  # the sequence numbers cross 9999 -> 10000, as in the demo
@@ -52,7 +52,7 @@ class DataSet:
 
 
 def _make_file(
-    folder: Path, sequence: int, first: int, count: int, variants: tuple[str, ...]
+    folder: Path, sequence: int, first: int, count: int, variants: tuple[str, ...], shape: str
 ) -> Counter[int]:
     """Write one file's events, zip them per variant, and return the events' lengths."""
     name = f"CATO{sequence:020d}"
@@ -60,7 +60,7 @@ def _make_file(
     lengths: Counter[int] = Counter()
     with open(member, "wb", buffering=1 << 20) as handle:
         block: list[bytes] = []
-        for line in cef_lines(first, count):
+        for line in shape_lines(shape, first, count) if shape else cef_lines(first, count):
             data = line.encode("utf-8")
             lengths[len(data) - 1] += 1
             block.append(data)
@@ -80,7 +80,9 @@ def _make_file(
     return lengths
 
 
-def build(folder: Path, events: int, files: int, variants: tuple[str, ...] = ("pw", "plain")) -> DataSet:
+def build(
+    folder: Path, events: int, files: int, variants: tuple[str, ...] = ("pw", "plain"), shape: str = ""
+) -> DataSet:
     """The data set in *folder*: reused if complete, else generated (a few seconds per 1M events)."""
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
@@ -97,7 +99,9 @@ def build(folder: Path, events: int, files: int, variants: tuple[str, ...] = ("p
             plan.append((FIRST_SEQUENCE + index, first, count))
     lengths: Counter[int] = Counter()
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        futures = [pool.submit(_make_file, folder, seq, first, count, variants) for seq, first, count in plan]
+        futures = [
+            pool.submit(_make_file, folder, seq, first, count, variants, shape) for seq, first, count in plan
+        ]
         for future in futures:
             lengths.update(future.result())
     (folder / "tmp").rmdir()
@@ -106,6 +110,7 @@ def build(folder: Path, events: int, files: int, variants: tuple[str, ...] = ("p
         "text_bytes": sum((length + 1) * n for length, n in lengths.items()),
         "files": [f"CATO{seq:020d}.zip" for seq, _, _ in plan],
         "variants": list(variants),
+        "shape": shape,
         "password": PASSWORD,
         "zip_bytes": {
             variant: sum(p.stat().st_size for p in (folder / variant).iterdir()) for variant in variants

@@ -1,10 +1,21 @@
-"""Cato-like CEF events for the benchmark: deterministic, varied, about 450 bytes each.
+"""Cato-like events for the benchmarks: deterministic, varied, CEF of about 450 bytes each.
 
 The header and the extension carry what real Log Exporter events carry (rule, user, site,
 application, URL, device, OS), with CEF escapes (``\\|`` in a header field, ``\\=``,
 ``\\\\`` and ``\\n`` in the extension) and non-ASCII text, so that the severity lookup and
 the line splitting meet what they meet in production. Varied addresses, ports and ids keep
 the compression ratio near that of real exporter files (about 9:1 with ``zip -6``).
+
+``SHAPES`` are the data shapes ``run.py`` measures, each changing one thing:
+
+- ``cef-local``: ``rt`` as Cato writes it (``Mon May 18 14:49:40 UTC 2020``), the events of
+  a file within 30 s of event time (0.6 ms apart: 50,000 events a file), ASCII only;
+- ``cef-spread``: the same, every event at a different second of the year;
+- ``cef-utf8``: ``cef-local`` with half the events holding non-ASCII text (user and site);
+- ``json``: Cato's JSON events (epoch ms ``time``, ~60% non-ASCII).
+
+``cef_lines`` (epoch ms ``rt`` 37 ms apart, ~60% non-ASCII) are the events measured before
+the shapes, kept for ``encode.py``.
 """
 
 from __future__ import annotations
@@ -30,26 +41,47 @@ _OSES = ("Windows", "macOS", "Linux", "iOS", "Android")
 _PORTS = (443, 443, 443, 80, 53, 22, 8443)
 
 
-def cef_lines(first: int, count: int, seed: int = 1) -> Iterator[str]:
-    """*count* events numbered from *first*, each a line ending in LF; same seed, same text."""
+_ASCII_USERS = ("alice@example.com", "joerg.mueller@example.de", "tanaka@example.jp", "bob@example.com")
+_ASCII_SITES = ("Zurich HQ", "Tokyo branch", "NYC Office", "Paris Nord")
+# 2026-01-01T00:00:00Z, and the seconds of a year visited in a scattered order: 7919 is
+# prime to 365 * 86400, so i * 7919 mod that is a different second for every i.
+_YEAR_START_MS = 1767225600000
+_YEAR_SECONDS = 365 * 86400
+
+
+def java_date(epoch_ms: int) -> str:
+    """Java's Date.toString() in UTC, as Cato writes rt: ``Mon May 18 14:49:40 UTC 2020``."""
+    return time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(epoch_ms // 1000))
+
+
+def cef_lines(first: int, count: int, seed: int = 1, shape: str = "") -> Iterator[str]:
+    """*count* events numbered from *first*, each a line ending in LF; same seed, same text.
+    *shape*: one of SHAPES' CEF ones, or "" for the events measured before the shapes."""
     rng = random.Random(seed * 1_000_003 + first)
     rand = rng.randrange
     for i in range(first, first + count):
+        if shape == "cef-spread":
+            rt = java_date(_YEAR_START_MS + (i * 7919 % _YEAR_SECONDS) * 1000)
+        elif shape:
+            rt = java_date(_YEAR_START_MS + i * 3 // 5)  # 0.6 ms apart
+        else:
+            rt = str(1764314712000 + i * 37)
+        non_ascii = i % 2 == 0 if shape == "cef-utf8" else not shape
         yield (
             _TEMPLATE.format(
                 sub=_SUBTYPES[i % 4],
                 name=_NAMES[i % 5],
                 sev=i % 11,
-                rt=1764314712000 + i * 37,
+                rt=rt,
                 rule=f"rule-{rand(500)}",
-                user=_USERS[i % 4],
+                user=(_USERS if non_ascii else _ASCII_USERS)[1 if shape == "cef-utf8" else i % 4],
                 src=f"10.{rand(256)}.{rand(256)}.{rand(256)}",
                 dst=f"{rand(1, 224)}.{rand(256)}.{rand(256)}.{rand(256)}",
                 spt=rand(1024, 65535),
                 dpt=_PORTS[rand(7)],
                 proto="UDP" if rand(4) == 0 else "TCP",
                 act="Block" if i % 3 == 0 else "Allow",
-                site=_SITES[i % 4],
+                site=(_SITES if non_ascii else _ASCII_SITES)[1 if shape == "cef-utf8" else i % 4],
                 app=_APPS[rand(6)],
                 host=f"svc{rand(100)}.example.com",
                 v=rand(5),
@@ -117,3 +149,13 @@ def push_lines(first: int, count: int, seed: int = 1) -> Iterator[str]:
         event["app_stack"] = [_APPS[i % 6], "HTTPS"]
         event["categories"] = ["Business Systems", "Cloud Services"][: 1 + i % 2]
         yield json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+SHAPES = ("cef-local", "cef-spread", "cef-utf8", "json")
+
+
+def shape_lines(shape: str, first: int, count: int) -> Iterator[str]:
+    """The events of *shape* (one of SHAPES) numbered from *first*."""
+    if shape == "json":
+        return json_lines(first, count)
+    return cef_lines(first, count, shape=shape)

@@ -4,7 +4,8 @@
 - ``build_source``: the source that ``source.kind`` names (each kind's builder in SOURCES);
 - ``build_transport``: the transport ``output.protocol`` names (``transports.factory``);
 - ``build_pipeline``: a pipeline with its checkpoint, encoder, delivery, dead letters and
-  quarantine list. Parts may be passed in ready-made (a test's source or transport);
+  quarantine list. Parts may be passed in ready-made (a test's source or transport), and
+  the process' ``core.workers.WorkerPool`` as its reader (``build_reader``: ``workers:``);
 - ``build_coordinator``: with ``coordination.kind: s3``, this forwarder's part in the fleet;
   a pipeline built with it (*fleet*) keeps its state in S3 beside its lease, fenced by it.
 """
@@ -38,8 +39,11 @@ from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, DeliverySettings
 from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
-from forwarder.core.pipeline import Pipeline, PipelineSettings, Receipt
-from forwarder.core.reading import ReadSettings
+from forwarder.core.pipeline import Pipeline, PipelineSettings
+from forwarder.core.reading import Reader, ReadSettings
+from forwarder.core.standing import Receipt
+from forwarder.core.workerprocess import processes_for
+from forwarder.core.workers import WorkerPool
 from forwarder.errors import LeaseLost
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.auditfeed import AuditFeedSource
@@ -171,6 +175,13 @@ def read_settings(config: PipelineConfig, source: Source, transport: Transport) 
     )
 
 
+def build_reader(workers: int | str) -> WorkerPool | None:
+    """The process' worker pool for ``workers`` (shared by every pipeline; ``close()`` it at
+    exit), or None for ``workers: 1``: each pipeline reads in its own thread."""
+    processes = processes_for(workers)
+    return WorkerPool(processes) if processes > 1 else None
+
+
 def build_pipeline(
     config: PipelineConfig,
     *,
@@ -181,6 +192,7 @@ def build_pipeline(
     transport: Transport | None = None,
     clock: Callable[[], float] | None = None,
     fleet: Coordinator | None = None,
+    reader: Reader | None = None,
 ) -> Pipeline:
     """A pipeline for *config*, its checkpoint not opened yet (``Pipeline.open``); with
     *fleet*, under the lease it holds for it (LeaseLost when it holds none)."""
@@ -213,7 +225,18 @@ def build_pipeline(
         reading=read_settings(config, source, transport),
     )
     return Pipeline(
-        config.name, source, store, encoder, delivery, letters, quarantine, settings, observer, stop, fence
+        config.name,
+        source,
+        store,
+        encoder,
+        delivery,
+        letters,
+        quarantine,
+        settings,
+        observer,
+        stop,
+        fence,
+        reader,
     )
 
 

@@ -12,9 +12,11 @@
     │   │                          stays before it
     │   ├── CredentialsError       the key was rejected: credentials are read again, then retried
     │   └── BadFileError           the object's content cannot be read (corrupt zip, wrong
-    │                              password, bomb, not the zip, gzip or text it should be):
-    │                              retried source.max_attempts times, then
-    │                              source.on_bad_file (stop: stay on it; quarantine: skip it)
+    │       │                      password, bomb, not the zip, gzip or text it should be):
+    │       │                      retried source.max_attempts times, then
+    │       │                      source.on_bad_file (stop: stay on it; quarantine: skip it)
+    │       └── WorkerDied         the worker process reading it died (killed, out of memory):
+    │                              the same, an attempt at the object (core.workers)
     └── SendError                  the collector did not take a batch: the batch is sent again
                                    (with backoff) and the checkpoint does not move
 
@@ -68,3 +70,7 @@ class SendError(ForwarderError):
     """The collector could not be reached or did not acknowledge a batch."""
 
     exit_code = 4
+
+
+class WorkerDied(BadFileError):
+    """The worker process reading an object died; the object is read again (as a bad file is)."""

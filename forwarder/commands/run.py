@@ -20,7 +20,7 @@ import time
 from types import FrameType
 
 from forwarder.commands.common import EXIT_OK, chosen, load
-from forwarder.compose import build_coordinator, build_pipeline
+from forwarder.compose import build_coordinator, build_pipeline, build_reader
 from forwarder.config import Config, PipelineConfig, load_config, secret_values
 from forwarder.coordination.coordinator import Coordinator
 from forwarder.coordination.steering import Steering
@@ -66,13 +66,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, pipelines=chosen(config, args))
     signals = _Signals()
     signals.install()
+    pool = build_reader(config.workers)  # one for every pipeline; closed after they stopped
+    if pool is not None:
+        log.info("reading with %d worker processes (workers: %s)", pool.size, config.workers)
     observing = Observing(config)  # metrics.listen: the endpoint listens from here on
     once = bool(args.once)
     fleet = build_coordinator(config, greedy=once)
 
     def build(config: PipelineConfig, stop: threading.Event, observer: Observer) -> Pipeline:
         leased = fleet if not config.shared_by_queue else None  # a queue's readers keep local state
-        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, fleet=leased)
+        pipeline = build_pipeline(config, stop=stop, once=once, observer=observer, fleet=leased, reader=pool)
         out = config.output
         log.info(
             "forwarding %s to %s (%s header%s)",
@@ -106,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner.wait()
         if fleet is not None:
             fleet.close()
+        if pool is not None:
+            pool.close()
         observing.close()
     stats = runner.stats()
     letters = sum(w.pipeline.dead_letter.written for w in runner.workers.values() if w.pipeline is not None)
@@ -153,6 +158,8 @@ def _reloaded(
     )
     if fresh.metrics != config.metrics:
         log.warning("SIGHUP: metrics settings changed; they take effect at the next start")
+    if fresh.workers != config.workers:
+        log.warning("SIGHUP: workers changed; it takes effect at the next start")
     if fresh.coordination != config.coordination:
         log.warning("SIGHUP: coordination settings changed; they take effect at the next start")
         fresh = dataclasses.replace(fresh, coordination=config.coordination)

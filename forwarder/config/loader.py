@@ -8,10 +8,10 @@ Two shapes of file:
   optional ``defaults:`` block merged under every pipeline (a pipeline's own values win;
   ``{pipeline}`` in a default's text becomes the pipeline's name).
 
-``log``, ``metrics`` and ``coordination`` are the process's, at the top in both. Environment variables are
-substituted in string values: ``${VAR}`` (an error when VAR is unset) and
-``${VAR:-default}``; a value that is exactly one reference may fill a number or boolean
-key (``port: ${SYSLOG_PORT:-514}``).
+``log``, ``metrics``, ``workers`` and ``coordination`` are the process's, at the top in
+both. Environment variables are substituted in string values: ``${VAR}`` (an error when
+VAR is unset) and ``${VAR:-default}``; a value that is exactly one reference may fill a
+number or boolean key (``port: ${SYSLOG_PORT:-514}``).
 
 Every error names the full key path, what was expected and what was given, on one line:
 ``output.port: expected an integer 1-65535, got "sixty"``, or in a list of pipelines
@@ -35,6 +35,7 @@ from forwarder.config.checks import pipeline as checked_pipeline
 from forwarder.config.coordination import load_coordination
 from forwarder.config.model import (
     DEFAULT_PIPELINE,
+    MAX_WORKERS,
     Config,
     LogConfig,
     MetricsConfig,
@@ -44,7 +45,7 @@ from forwarder.config.tree import build, describe
 from forwarder.errors import ConfigError
 
 PIPELINE_SECTIONS = ("source", "parser", "output", "checkpoint", "batch")
-PROCESS_SECTIONS = ("log", "metrics", "coordination")
+PROCESS_SECTIONS = ("log", "metrics", "workers", "coordination")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 
 
@@ -197,7 +198,19 @@ def parse_config(text: str, origin: str = "<config>", env: Mapping[str, str] | N
     metrics: MetricsConfig = build(MetricsConfig, process.get("metrics"), "metrics")
     if metrics.listen:
         split_listen(metrics.listen)
-    return Config(pipelines, log, metrics, load_coordination(process.get("coordination")))
+    workers = checked_workers(process.get("workers", "auto"))
+    return Config(pipelines, log, metrics, workers, load_coordination(process.get("coordination")))
+
+
+def checked_workers(value: Any) -> int | str:
+    """``workers``: ``auto``, or a number of processes from 1 (none: the pipelines read) to MAX_WORKERS."""
+    if isinstance(value, str) and value.strip().isdigit():  # from ${WORKERS}
+        value = int(value)
+    if value == "auto":
+        return "auto"
+    if type(value) is int and 1 <= value <= MAX_WORKERS:
+        return value
+    raise ConfigError(f"workers: expected auto or an integer 1-{MAX_WORKERS}, got {describe(value)}")
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -13,6 +13,7 @@ A field's ``metadata`` tells the loader how to check it: ``choices``, ``min``/``
     │   └── batch: BatchConfig            events per acknowledged batch
     ├── log: LogConfig                    the forwarder's own log
     ├── metrics: MetricsConfig            /metrics, /healthz, /readyz
+    ├── workers: "auto" or a number       processes reading objects, shared by the pipelines
     └── coordination: Coordination        alone, or a fleet sharing the pipelines (``coordination``)
 """
 
@@ -55,6 +56,8 @@ DEFAULT_MAX_UNACKED_BYTES = 4 << 20
 DEFAULT_RELP_WINDOW = 4096
 # The name a single-pipeline file's pipeline gets.
 DEFAULT_PIPELINE = "default"
+# workers: at most this many processes (far beyond any core count it is meant to follow).
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -189,12 +192,15 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration: the pipelines, the process-wide log and metrics, and whether
-    forwarders share the pipelines."""
+    """The whole configuration: the pipelines, the process-wide log, metrics and workers, and
+    whether forwarders share the pipelines."""
 
     pipelines: tuple[PipelineConfig, ...]
     log: LogConfig = field(default_factory=LogConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # Worker processes that read and encode objects for every pipeline (forwarder.core.workers):
+    # "auto" = one per core this process may use; 1 = none, each pipeline's thread reads.
+    workers: int | str = "auto"
     coordination: Coordination = field(default_factory=NoCoordination)
 
     def pipeline(self, name: str | None = None) -> PipelineConfig:

@@ -90,7 +90,7 @@ class Delivery(Generic[R]):
         self._observer = observer
         self._stop = stop
         self._once = once
-        self._fence = fence
+        self.fence = fence
         # Set by the pipeline: a batch's receipt once it is acknowledged; a wait coming.
         self.on_acknowledged: Callable[[R], None] = lambda receipt: None
         self.on_idle: Callable[[], None] = lambda: None
@@ -120,7 +120,7 @@ class Delivery(Generic[R]):
         if messages:
             entry.written_at = time.monotonic()
             try:
-                self._fence.check()
+                self.fence.check()
                 self.transport.write(messages)
             except SendError as exc:
                 self._recover(exc)
@@ -182,7 +182,7 @@ class Delivery(Generic[R]):
             try:
                 for entry in lost:
                     entry.written_at = time.monotonic()
-                    self._fence.check()
+                    self.fence.check()
                     self.transport.write(entry.messages)
                 return
             except SendError as again:

@@ -4,8 +4,8 @@ It owns the delivery guarantee (at least once, in order):
 - objects go out in the source's order, the records of an object in order;
 - batches go to the transport in a window (``core.delivery``), each with a receipt: the
   position it completes. Receipts come back in order as the collector acknowledges, and
-  only then does the position move: the source's cursor and how many records of that
-  object are done, so a restart resumes inside an object;
+  only then does the position move (``core.standing``): the source's cursor and how many
+  records of that object are done, so a restart resumes inside an object;
 - the checkpoint is written at most every ``checkpoint_interval_secs`` as acknowledgements
   come, and whenever delivery waits (pacing, backoff), at the end of a pass, at a stop,
   and before a gap or bad-file note (once everything in flight is acknowledged): a crash
@@ -17,10 +17,10 @@ It owns the delivery guarantee (at least once, in order):
   and delivery goes on; an object the source gives up on is quarantined unread;
 - records not sent as they were are reported (``core.reports``); the dead-letter file is
   made durable before the checkpoint moves past them;
-- the source hears of each checkpoint saved (``committed``: an SQS message is deleted only
-  then);
 - a pipeline a fleet shares asks its fence (``core.fence``) before every save, as
-  delivery does before every send: once its lease is lost it stops (LeaseLost).
+  delivery does before every send: once its lease is lost it stops (LeaseLost);
+- objects become batches through a ``core.reading.Reader``: in this thread, or in worker
+  processes (``core.workers``) that start on each file once it is downloaded.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step
 from forwarder.core.checkpoint import Checkpoint, Position
@@ -37,8 +38,9 @@ from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
 from forwarder.core.fence import UNFENCED, Fence
 from forwarder.core.observer import Observer
-from forwarder.core.reading import ReadSettings, read_batches
+from forwarder.core.reading import Batches, InProcess, Reader, ReadSettings
 from forwarder.core.reports import Reports, RunStats
+from forwarder.core.standing import Receipt, Standing
 from forwarder.errors import BadFileError, ConfigError, FetchError, SendError
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Cursor, LogObject, Source
@@ -59,16 +61,6 @@ class PipelineSettings:
     reading: ReadSettings = field(default_factory=ReadSettings)
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """What a batch completes once acknowledged: the position, its events, and the object
-    it finishes (its last batch)."""
-
-    position: Position
-    events: int
-    finished: LogObject | None = None
-
-
 class Pipeline:
     """Moves every record of every new object to the transport; see the module docstring."""
 
@@ -85,6 +77,7 @@ class Pipeline:
         observer: Observer | None = None,
         stop: threading.Event | None = None,
         fence: Fence = UNFENCED,
+        reader: Reader | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -96,15 +89,28 @@ class Pipeline:
         self._settings = settings
         self.observer = observer or Observer()
         self.stop = stop or threading.Event()
-        self.fence = fence
+        self._reader = reader or InProcess()
         self.stats = RunStats()
         self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
-        self.position: Position | None = None  # as far as the collector acknowledged
-        self._ahead: Position | None = None  # as far as batches were handed to delivery
-        self._saved: Position | None = None  # as the checkpoint file has it
-        self._saved_at = time.monotonic()
-        delivery.on_acknowledged = self._acknowledged
-        delivery.on_idle = self._checkpoint
+        self._at = Standing(
+            store, source, dead_letter, self.reports, self.observer, fence, settings.checkpoint_interval_secs
+        )
+        self._at.listen(delivery)
+        self.fence = fence
+
+    @property
+    def position(self) -> Position | None:
+        """As far as the collector acknowledged."""
+        return self._at.position
+
+    @property
+    def fence(self) -> Fence:
+        """What every send and every save asks first (a fleet's lease)."""
+        return self._at.fence
+
+    @fence.setter
+    def fence(self, fence: Fence) -> None:
+        self._at.fence = self.delivery.fence = fence
 
     # --- life -------------------------------------------------------------------------
 
@@ -112,7 +118,7 @@ class Pipeline:
         """Lock the checkpoint and read it (CheckpointError when taken or corrupt)."""
         self.store.lock()
         try:
-            self.position = self._saved = self.store.load()
+            self._at.load()
         except BaseException:
             self.store.unlock()
             raise
@@ -139,7 +145,7 @@ class Pipeline:
                 f"{self.source.describe(self.position.cursor, self.position.records)}); "
                 "add --force to replace it"
             )
-        self._save(Position(cursor, 0))
+        self._at.save(Position(cursor, 0))
 
     # --- the passes -------------------------------------------------------------------
 
@@ -155,10 +161,12 @@ class Pipeline:
             cursor = self.source.start()
             if cursor is None:
                 return 0
-            self._save(Position(cursor, 0))
+            self._at.save(Position(cursor, 0))
         assert self.position is not None
-        self._ahead, files, size = self.position, self._settings.prefetch_files, self._settings.prefetch_bytes
-        prefetch = Prefetcher(self.source, self.position.cursor, files, size)
+        self._at.ahead, settings = self.position, self._settings
+        prefetch = Prefetcher(
+            self.source, self.position.cursor, settings.prefetch_files, settings.prefetch_bytes, self._open
+        )
         try:
             for item in prefetch:
                 try:
@@ -169,14 +177,13 @@ class Pipeline:
                         raise item.error or FetchError("listing failed")
                     self._forward_fetched(item)
                 finally:
-                    if item.path is not None:
-                        item.path.unlink(missing_ok=True)
-            self._settle()
+                    item.discard()
+            self._at.settle()
         except FetchError:
-            self._settle()  # what is in flight is delivered before the pass ends on the object
+            self._at.settle()  # what is in flight is delivered before the pass ends on the object
             raise
         except (Stopped, SendError):
-            self._checkpoint()  # what was acknowledged before the stop or the last failure
+            self._at.checkpoint()  # what was acknowledged before the stop or the last failure
             raise
         finally:
             prefetch.close()
@@ -195,7 +202,7 @@ class Pipeline:
             except FetchError as exc:
                 log.error("%s; trying again in %gs", exc, poll)
                 self.store.record_error(str(exc))
-                self._save(self.position)
+                self._at.save(self.position)
             except Stopped:
                 break
             else:
@@ -217,34 +224,37 @@ class Pipeline:
         obj = item.obj
         assert obj is not None
         if obj.gap is not None:
-            self._settle()  # the note follows everything before the gap
+            self._at.settle()  # the note follows everything before the gap
             self.reports.gap(self.source.id, obj, obj.gap)
             self.store.record_gap(obj.gap)
         if obj.quarantine:  # the source gives up on it: nothing to read
             log.error("%s: %s: quarantined (see forwarder status)", obj.key, obj.quarantine)
-            self._settle()
+            self._at.settle()
             self._quarantine_object(obj, obj.quarantine)
             return
-        path, error = item.path, item.error
+        path, error, reading = item.path, item.error, cast("Batches | None", item.reading)
         while True:
             try:
                 if error is not None:
                     raise error
                 assert path is not None
-                self._forward_object(obj, path)
+                reading = reading or self._open(obj, path)
+                self._forward_object(obj, reading)
                 return
             except BadFileError as exc:
-                self._settle()  # what was read of it is delivered; a retry resumes after it
+                self._at.settle()  # what was read of it is delivered; a retry resumes after it
                 failure = self.store.record_failure(obj.key, str(exc))
-                self._save(self.position)
+                self._at.save(self.position)
                 self.observer.bad_file(failure)
                 if not next_step(self._settings.bad_files, failure, exc, self.stop):
                     self._quarantine_object(obj, str(exc))
                     return
             finally:
+                if reading is not None:
+                    reading.close()
                 if path is not None and path != item.path:
                     path.unlink(missing_ok=True)
-            path, error = None, None
+            path, error, reading = None, None, None
             try:
                 path = self.source.fetch(obj)
             except FetchError as exc:
@@ -257,63 +267,34 @@ class Pipeline:
         self.stats.quarantined += 1
         self.observer.quarantined(obj)
         self.store.clear_failure()  # the failure noted was this object's
-        assert self._ahead is not None
-        self._ahead = Position(self.source.after(obj, self._ahead.cursor), 0)
-        self._save(self._ahead)
+        ahead = self._at.ahead
+        assert ahead is not None
+        self._at.ahead = Position(self.source.after(obj, ahead.cursor), 0)
+        self._at.save(self._at.ahead)
 
-    def _forward_object(self, obj: LogObject, path: Path) -> None:
-        label, ahead = self.source.label(obj), self._ahead
+    def _open(self, obj: LogObject, path: Path) -> Batches:
+        """Start reading *obj* (downloaded to *path*) from its first record not handed over
+        (called by the prefetcher's thread as soon as the file is downloaded)."""
+        label, first = self.source.label(obj), self._at.first_record(obj)
+        return self._reader.open(path, label, self._settings.reading, self._encoder, first)
+
+    def _forward_object(self, obj: LogObject, batches: Batches) -> None:
+        label, ahead = self.source.label(obj), self._at.ahead
         assert ahead is not None
         inside = self.source.inside(obj, ahead.cursor)
-        first = ahead.records if ahead.cursor == inside else 0  # handed over already
+        first = self._at.first_record(obj)
         if first:
             log.info("%s: resuming after record %d", label, first)
-        for batch in read_batches(path, label, self._settings.reading, self._encoder, first):
+        for batch in batches:
             self.reports.notes(label, obj.key, batch.notes)
             self.observer.read(batch.records)
             if batch.last:
                 self.reports.done(label)
-                assert self._ahead is not None
-                position = Position(self.source.after(obj, self._ahead.cursor), batch.done)
+                position = Position(self.source.after(obj, ahead.cursor), batch.done)
             else:
                 position = Position(inside, batch.done)
-            self._ahead = position
+            self._at.ahead = position
             self.delivery.send(batch.messages, Receipt(position, batch.events, obj if batch.last else None))
             self.delivery.pace(len(batch.messages))
             if self.stop.is_set() and not batch.last:
                 return
-
-    # --- acknowledgements and the checkpoint ------------------------------------------
-
-    def _acknowledged(self, receipt: Receipt) -> None:
-        """A batch was acknowledged (in the order sent): the position moves."""
-        self.stats.events_sent += receipt.events
-        self.position = receipt.position
-        obj, failure = receipt.finished, self.store.failure
-        if obj is not None:
-            if failure is not None and failure.key == obj.key:
-                log.info("%s: delivered after %d failed attempts", obj.key, failure.attempts)
-                self.store.clear_failure()
-            self.reports.delivered(self.source.label(obj), obj, receipt.position.records)
-        if time.monotonic() - self._saved_at >= self._settings.checkpoint_interval_secs:
-            self._checkpoint()
-
-    def _settle(self) -> None:
-        """Wait until everything in flight is acknowledged, then save."""
-        self.delivery.flush()
-        self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Save the acknowledged position if it moved since the last save."""
-        if self.position is not None and self.position != self._saved:
-            self._save(self.position)
-
-    def _save(self, position: Position | None) -> None:
-        self.fence.check()  # a forwarder that lost the pipeline writes nothing more for it
-        self.dead_letter.commit()  # before the checkpoint moves past the records it names
-        self.store.save(position)
-        self.position = self._saved = position
-        self._saved_at = time.monotonic()
-        if position is not None:
-            self.source.committed(position.cursor)  # durable now: the source may let go (SQS)
-            self.observer.saved(position)

@@ -10,20 +10,27 @@ wherever the bytes are, given its settings.
 
 A ``Batch`` carries ``done``: how many of the object's records are accounted for (sent or
 reported) once it is delivered — the record count the checkpoint keeps.
+
+A ``Reader`` is where that runs: ``InProcess`` (``workers: 1``) in the pipeline's own
+thread as it takes each batch; ``core.workers.WorkerPool`` in worker processes, reading
+ahead while the pipeline sends. Both hand an object's batches over in order, raise
+BadFileError at the same place, and stop reading at ``close()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from array import array
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from forwarder.errors import BadFileError, FetchError
 from forwarder.formats.archive import limit_members, open_members
 from forwarder.formats.encoder import EventEncoder
 from forwarder.formats.oversize import fit, header_length
-from forwarder.formats.records import Record, split_records
+from forwarder.formats.records import Record, record_blocks
 from forwarder.sources.base import Unpack
 
 
@@ -62,10 +69,61 @@ class Batch:
     last: bool  # the object's final batch
     notes: list[Note] = field(default_factory=list)
 
+    def packed(self) -> tuple[bytes, tuple[Any, ...]]:
+        """The batch as (its messages joined by LF, the rest): what a worker process sends
+        (core.worker), its messages as one buffer and not thousands of objects. For 5,000
+        messages 0.1 µs a message, both sides together; pickling the list took 1.1 µs."""
+        sizes = array("I", map(len, self.messages)).tobytes()
+        return b"\n".join(self.messages), (sizes, self.events, self.records, self.done, self.last, self.notes)
+
+    @staticmethod
+    def unpacked(joined: bytes, rest: tuple[Any, ...]) -> Batch:
+        """The batch that ``packed`` gave (*joined*, *rest*)."""
+        sizes, events, records, done, last, notes = rest
+        lengths = array("I")
+        lengths.frombytes(sizes)
+        # A message holds no LF (records are lines; the encodings escape line breaks): cut
+        # at them, in C. Should one hold an LF, there are more pieces than lengths: cut by length.
+        messages = joined.split(b"\n") if lengths else []
+        if len(messages) != len(lengths):
+            ends = itertools.accumulate(length + 1 for length in lengths)
+            messages = [joined[end - 1 - length : end - 1] for end, length in zip(ends, lengths, strict=True)]
+        return Batch(messages, events, records, done, last, notes)
+
+
+class Batches(Protocol):
+    """An object's batches in order (BadFileError where its content cannot be read);
+    ``close()`` stops reading it."""
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def __next__(self) -> Batch: ...
+
+    def close(self) -> None: ...
+
+
+class Reader(Protocol):
+    """Where objects are read into batches (``open`` is called as soon as a file is downloaded)."""
+
+    def open(
+        self, path: Path, label: str, settings: ReadSettings, encoder: EventEncoder, first: int
+    ) -> Batches:
+        """The batches of the object at *path* from its record *first* on (``read_batches``)."""
+        ...
+
+
+class InProcess:
+    """``workers: 1``: every object read in the thread that takes its batches, as it takes them."""
+
+    def open(
+        self, path: Path, label: str, settings: ReadSettings, encoder: EventEncoder, first: int
+    ) -> Batches:
+        return read_batches(path, label, settings, encoder, first)
+
 
 def read_batches(
     path: Path, label: str, settings: ReadSettings, encoder: EventEncoder, first: int = 0
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """The batches of the object stored at *path* (named *label*), from its record *first* on.
 
     Raises BadFileError when the object's content cannot be read (corrupt, wrong password,
@@ -73,22 +131,36 @@ def read_batches(
     """
     unpack = settings.unpack
     members = limit_members(open_members(path, label, unpack.password), unpack.max_member_bytes, label)
-    records = split_records(members, label, settings.format, settings.max_record_bytes)
+    blocks = record_blocks(members, label, settings.format, settings.max_record_bytes)
     pending: list[Record] = []
     notes: list[Note] = []
-    done = first
+    done, room = first, settings.max_events
     try:
-        for record in records:
-            if record.ordinal < first:
+        for block, clean in blocks:
+            if not block or block[-1].ordinal < first:
                 continue
-            done = record.ordinal + 1
-            if record.kind == "bad":
-                notes.append(Note("bad", record, record.reason))
+            if clean and block[0].ordinal >= first:  # taken in slices: 0.2 µs a record less
+                at = 0
+                while at < len(block):
+                    taken = block[at : at + room - len(pending)]
+                    pending += taken
+                    at += len(taken)
+                    done = taken[-1].ordinal + 1
+                    if len(pending) >= room:
+                        batch, pending, notes = _batch(pending, notes, done, False, settings, encoder), [], []
+                        yield batch  # the records let go first: a worker holds one batch less
                 continue
-            pending.append(record)
-            if len(pending) >= settings.max_events:
-                yield _batch(pending, notes, done, False, settings, encoder)
-                pending, notes = [], []
+            for record in block:
+                if record.ordinal < first:
+                    continue
+                done = record.ordinal + 1
+                if record.kind == "bad":
+                    notes.append(Note("bad", record, record.reason))
+                    continue
+                pending.append(record)
+                if len(pending) >= room:
+                    batch, pending, notes = _batch(pending, notes, done, False, settings, encoder), [], []
+                    yield batch  # the records let go first: a worker holds one batch less
     except BadFileError:
         raise
     except FetchError as exc:  # everything raised while reading a downloaded object is about its content

@@ -10,8 +10,10 @@ whose lease this forwarder lost (LeaseLost) stops quietly: it is not failing, it
 another forwarder; ``forwarder.coordination`` decides which pipelines run here and tells
 the runner with ``reload`` (its *reason* names who asked).
 
-Threads, not processes: the work is waiting on S3 and collectors, and the encoding is
-light; ``benchmarks/pipelines.py`` measures 200 idle pipelines and 20 busy ones.
+Threads, not a process per pipeline: the work is waiting on S3 and collectors, and what
+costs CPU (reading files into messages) goes to the process' one pool of workers
+(``core.workers``, ``workers:``); ``benchmarks/pipelines.py`` measures 200 idle pipelines
+and 20 busy ones.
 """
 
 from __future__ import annotations

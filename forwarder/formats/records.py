@@ -17,7 +17,8 @@ read as one JSON document (one record per object, numbered by the line it starts
 A member is read in blocks of READ_BYTES and split at LF in C (``bytes.split``). A block
 whose lines all start with ``CEF:`` (or all with ``{``) and hold no CR, BOM or over-long
 line, as the exporter's files do, becomes records without any Python code per line; any
-other block is looked at line by line, with the same result.
+other block is looked at line by line, with the same result. ``record_blocks`` hands them
+over a block at a time, so that a reader need not touch each record either.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def split_records(
     members: Iterable[Member], label: str, fmt: str = "auto", max_record_bytes: int = 1 << 20
 ) -> Iterator[Record]:
     """Yield the records of every member in turn; *label* names the object in errors."""
+    for block, _ in record_blocks(members, label, fmt, max_record_bytes):
+        yield from block
+
+
+def record_blocks(
+    members: Iterable[Member], label: str, fmt: str = "auto", max_record_bytes: int = 1 << 20
+) -> Iterator[tuple[list[Record], bool]]:
+    """``split_records``' records a block (READ_BYTES) at a time, and whether the block holds
+    no bad record: what a reader can take whole, without a look at each record."""
     index = 0
     too_long = f"record longer than parser.max_record_bytes ({max_record_bytes})"
     for member in members:
@@ -86,29 +96,35 @@ def split_records(
                 count = len(lines)
                 # every line is a record of this kind, as it is (unless inside a JSON document)
                 if (kind == "cef" or kind == "json") and not (splitter and splitter.document):
-                    yield from map(
-                        _record_from_tuple,
-                        zip(
-                            range(index, index + count),
-                            repeat(name, count),
-                            range(line_no, line_no + count),
-                            lines,
-                            repeat(kind, count),
-                            repeat("", count),
-                            strict=True,
-                        ),
+                    block = list(
+                        map(
+                            _record_from_tuple,
+                            zip(
+                                range(index, index + count),
+                                repeat(name, count),
+                                range(line_no, line_no + count),
+                                lines,
+                                repeat(kind, count),
+                                repeat("", count),
+                                strict=True,
+                            ),
+                        )
                     )
                     index += count
+                    yield block, True
                     continue
                 if kind == "cut":  # the head of a record too long to hold
-                    yield Record(index, name, line_no, lines[0], "bad", too_long)
+                    yield [Record(index, name, line_no, lines[0], "bad", too_long)], False
                     index += 1
                     continue
+                records: list[Record] = []
                 for text in lines:
                     if text.endswith(b"\r"):
                         text = text[:-1]
                     if len(text) > max_record_bytes:
-                        yield Record(index, name, line_no, text[:TOO_LONG_HEAD_BYTES], "bad", too_long)
+                        records.append(
+                            Record(index, name, line_no, text[:TOO_LONG_HEAD_BYTES], "bad", too_long)
+                        )
                         index += 1
                     else:
                         if text.startswith(BOM):
@@ -120,17 +136,23 @@ def split_records(
                             else:
                                 line_kind, reason = classify(text, fmt)
                                 if line_kind != "json" or splitter is None or is_one_object(text):
-                                    yield Record(index, name, line_no, text, line_kind, reason)
+                                    records.append(Record(index, name, line_no, text, line_kind, reason))
                                     index += 1
                                 else:
                                     pieces = splitter.line(text, line_no, index == first)
                             for piece in pieces:
-                                yield Record(index, name, piece.line, piece.text, piece.kind, piece.reason)
+                                records.append(
+                                    Record(index, name, piece.line, piece.text, piece.kind, piece.reason)
+                                )
                                 index += 1
                     line_no += 1
-            for piece in splitter.finish() if splitter else ():
-                yield Record(index, name, piece.line, piece.text, piece.kind, piece.reason)
-                index += 1
+                yield records, all(record.kind != "bad" for record in records)
+            finished = [
+                Record(index + i, name, piece.line, piece.text, piece.kind, piece.reason)
+                for i, piece in enumerate(splitter.finish() if splitter else ())
+            ]
+            index += len(finished)
+            yield finished, all(record.kind != "bad" for record in finished)
         except ARCHIVE_ERRORS as exc:
             raise BadFileError(f"{where}: damaged archive, cannot read it ({exc})") from exc
 

@@ -6,6 +6,10 @@ consumer (one file is always allowed, however big). The consumer gets them in or
 failed download is handed over in its place, and the worker stops there: no file is ever
 fetched past one that failed, so order is kept. With ``max_files == 0`` everything happens
 in the consumer's thread, one file at a time.
+
+``opened``, when given, is called with each file as soon as it is downloaded (the
+pipeline starts reading it there, in a worker process); what it returns rides along as
+``Fetched.reading``, and is closed with the file when it is not handed out.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextvars
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +36,12 @@ class Fetching(Protocol):
     def fetch(self, obj: LogObject) -> Path: ...
 
 
+class Closing(Protocol):
+    """What ``opened`` returns: something to close when the file is not used after all."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Fetched:
     """A downloaded file (path) or why it could not be downloaded (error)."""
@@ -39,13 +49,29 @@ class Fetched:
     obj: LogObject | None  # None: the pending list itself could not be read
     path: Path | None
     error: Exception | None
+    reading: Closing | None = None  # what opened(obj, path) returned
+
+    def discard(self) -> None:
+        """Close the reading and remove the file (once the item is used, or instead)."""
+        if self.reading is not None:
+            self.reading.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class Prefetcher:
     """Iterate over ``Fetched`` items in sequence order; ``close()`` cleans up what is left."""
 
-    def __init__(self, source: Fetching, cursor: Cursor, max_files: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        source: Fetching,
+        cursor: Cursor,
+        max_files: int,
+        max_bytes: int,
+        opened: Callable[[LogObject, Path], Closing] | None = None,
+    ) -> None:
         self._source = source
+        self._opened = opened
         self._cursor = cursor
         self._max_files = max_files
         self._max_bytes = max_bytes
@@ -94,9 +120,20 @@ class Prefetcher:
                     yield Fetched(obj, None, exc)
                     return
                 log.debug("downloaded %s", obj.key, extra={"key": obj.key})
-                yield Fetched(obj, path, None)
+                yield Fetched(obj, path, None, self._open(obj, path))
         except Exception as exc:  # the pending files could not be found (listing failed)
             yield Fetched(None, None, exc)
+
+    def _open(self, obj: LogObject, path: Path) -> Closing | None:
+        """``opened(obj, path)``; None when it fails (the consumer opens the file itself
+        then, and meets the error in its own thread)."""
+        if self._opened is None:
+            return None
+        try:
+            return self._opened(obj, path)
+        except Exception:
+            log.debug("could not start reading %s ahead", obj.key, exc_info=True)
+            return None
 
     def _take_room(self, obj: LogObject) -> bool:
         """Wait until *obj* may be downloaded; False when closed meanwhile."""
@@ -122,5 +159,5 @@ class Prefetcher:
             self._thread.join()  # it stops at its next step: before waiting or downloading more
             while not self._items.empty():
                 item = self._items.get_nowait()
-                if item is not None and item.path is not None:
-                    item.path.unlink(missing_ok=True)
+                if item is not None:
+                    item.discard()

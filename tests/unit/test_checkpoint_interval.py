@@ -38,9 +38,8 @@ def test_the_checkpoint_waits_for_the_interval_while_batches_are_acknowledged(tm
     source = FakeSource(tmp_path, {7: events_file(7, 12), 8: events_file(8, 8)})
     seen: list[Position | None] = []
     transport = FakeTransport(on_send=lambda messages: seen.append(saved(config)))
-    pipeline = make_pipeline(config, source, transport)
     saves = Saves()
-    pipeline.observer = saves
+    pipeline = make_pipeline(config, source, transport, observer=saves)
     assert pipeline.run_pass() == 20
     assert seen == [at(7, 0)] * 10  # pinned by source.start, then not written again until the end
     assert saves.positions == [at(7, 0), at(8, 8, True)]  # the pin of source.start, and the end
@@ -50,9 +49,9 @@ def test_the_checkpoint_waits_for_the_interval_while_batches_are_acknowledged(tm
 def test_interval_zero_writes_after_every_acknowledged_batch(tmp_path: Path) -> None:
     """checkpoint.interval_secs: 0 writes the checkpoint after every acknowledged batch."""
     config = make_config(tmp_path, max_events=2, interval_secs=0)
-    pipeline = make_pipeline(config, FakeSource(tmp_path, {7: events_file(7, 6)}), FakeTransport())
     saves = Saves()
-    pipeline.observer = saves
+    source = FakeSource(tmp_path, {7: events_file(7, 6)})
+    pipeline = make_pipeline(config, source, FakeTransport(), observer=saves)
     pipeline.run_pass()
     assert saves.positions == [at(7, 0), at(7, 2), at(7, 4), at(7, 6), at(7, 6, True)]
 

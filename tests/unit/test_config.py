@@ -396,11 +396,12 @@ def test_metrics_and_log_sections_take_their_defaults() -> None:
 
 
 def test_config_example_shows_the_metrics_and_log_defaults() -> None:
-    """config.example.yaml's metrics and log sections are the defaults (endpoint off)."""
+    """config.example.yaml's metrics and log sections and workers are the defaults (endpoint off)."""
     from forwarder.config import LogConfig, MetricsConfig
 
     config = load_config(Path(__file__).resolve().parents[2] / "config.example.yaml")
     assert config.metrics == MetricsConfig() and config.log == LogConfig()
+    assert config.workers == Config.__dataclass_fields__["workers"].default == "auto"
 
 
 @pytest.mark.parametrize(

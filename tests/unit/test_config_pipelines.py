@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from forwarder.compose import build_reader
 from forwarder.config import parse_config, redacted
 from forwarder.config.secrets import exposed_secrets_warning
+from forwarder.core.workerprocess import processes_for
 from forwarder.errors import ConfigError
 
 TWO = """\
@@ -112,7 +115,8 @@ def test_a_single_pipeline_file_is_one_pipeline_called_default() -> None:
         ("defaults: {metrics: {}}\npipelines: [{name: a, source: {bucket: b}}]\n",
          "defaults.metrics: unknown key; defaults takes: source, parser, output, checkpoint, batch"),
         ("pipelines: [{name: a, source: {bucket: b}}]\nsorce: {}\n",
-         "sorce: unknown key; the config file takes: pipelines, defaults, log, metrics, coordination"),
+         "sorce: unknown key; the config file takes: pipelines, defaults, log, metrics, workers, "
+         "coordination"),
         ("pipelines: [{name: a, source: {bucket: b}}, {name: b, source: {bucket: b}}]\n"
          "defaults: {checkpoint: {path: /tmp/one.json}}\n",
          "pipelines[1] (b).checkpoint.path: /tmp/one.json is also pipelines[0] (a)'s; give each pipeline "
@@ -191,3 +195,46 @@ def test_role_settings_are_taken() -> None:
     assert (source.role_arn, source.external_id, source.role_session_name) == (
         "arn:aws:iam::123456789012:role/cato", "1234", "forwarder"
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "workers"),
+    [
+        ("source: {bucket: b}\n", {}, "auto"),
+        ("workers: auto\nsource: {bucket: b}\n", {}, "auto"),
+        ("workers: 1\nsource: {bucket: b}\n", {}, 1),
+        ("workers: 8\npipelines: [{name: a, source: {bucket: b}}]\n", {}, 8),
+        ("workers: ${WORKERS:-auto}\nsource: {bucket: b}\n", {"WORKERS": "3"}, 3),
+        ("workers: ${WORKERS:-auto}\nsource: {bucket: b}\n", {}, "auto"),
+    ],
+)
+def test_workers_is_the_processs_auto_or_a_number(text: str, env: dict[str, str], workers: object) -> None:
+    """workers sits at the top (beside log and metrics, for every pipeline): auto by default,
+    a number, or either from the environment."""
+    assert parse_config(text, env=env).workers == workers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("workers: 0\nsource: {bucket: b}\n", "workers: expected auto or an integer 1-256, got 0"),
+        ("workers: many\nsource: {bucket: b}\n", 'workers: expected auto or an integer 1-256, got "many"'),
+        ("workers: true\nsource: {bucket: b}\n", "workers: expected auto or an integer 1-256, got true"),
+        ("workers: 300\nsource: {bucket: b}\n", "workers: expected auto or an integer 1-256, got 300"),
+        ("pipelines: [{name: a, workers: 2, source: {bucket: b}}]\n",
+         "pipelines[0] (a).workers: unknown key; pipelines[0] (a) takes: source, name, parser, output, "
+         "checkpoint, batch"),
+        ("defaults: {workers: 2}\npipelines: [{name: a, source: {bucket: b}}]\n",
+         "defaults.workers: unknown key; defaults takes: source, parser, output, checkpoint, batch"),
+    ],
+)  # fmt: skip
+def test_workers_errors_say_what_is_expected(text: str, expected: str) -> None:
+    """A workers value that is not auto or 1-256, or workers given per pipeline, is refused by name."""
+    assert error(text) == expected
+
+
+def test_auto_is_the_cores_this_process_may_use() -> None:
+    """workers: auto starts one process per core the forwarder may run on; 1 starts none."""
+    assert processes_for("auto") == len(os.sched_getaffinity(0))
+    assert processes_for(1) == 1 and processes_for(4) == 4
+    assert build_reader(1) is None

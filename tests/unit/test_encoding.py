@@ -293,16 +293,6 @@ def test_header_none_passthrough_does_not_look_into_cef() -> None:
     assert encoder("  header: none\n", "  validate: full\n").encode([record]).rejected
 
 
-@PROPERTY
-@given(seconds=st.integers(0, 253_402_300_799), header=st.sampled_from(["rfc5424", "rfc3164"]))
-def test_cached_second_stamps_are_the_syslog_modules_format(seconds: int, header: str) -> None:
-    """The per-second header part is byte for byte what forwarder.formats.syslog writes for that time."""
-    enc = encoder(f"  header: {header}\n")
-    stamp = enc._after_pri(b"%d" % seconds)
-    assert stamp is not None
-    assert stamp + enc._ms_tails[b"000"] == enc._prefix(seconds)
-
-
 _JSON_EVENTS = st.fixed_dictionaries(
     {"event_type": st.sampled_from(["Security", "Connectivity"])},
     optional={

@@ -36,8 +36,7 @@ def fenced(tmp_path: Path, fence: Closing, transport: FakeTransport) -> Pipeline
     cfg = make_config(tmp_path, max_events=2)
     source = FakeSource(tmp_path, {1: events_file(1, 6)}, cfg)
     pipeline = build_pipeline(cfg.pipeline(), once=True, source=source, transport=transport)
-    pipeline.fence = fence
-    pipeline.delivery._fence = fence  # what compose passes to both from one lease
+    pipeline.fence = fence  # what its sends and saves ask
     pipeline.open()
     return pipeline
 

@@ -70,6 +70,13 @@ def test_systemd_analyze_comes_from_a_package_scripts_test_installs() -> None:
     assert SYSTEMD_ANALYZE_PACKAGE in installed_by_scripts_test()
 
 
+def test_ip_comes_from_a_package_scripts_test_installs() -> None:
+    """ip (run by tests/support/delaylink.py for its network namespaces) is shipped by iproute2,
+    which scripts/test installs."""
+    assert shipped_by("*bin/ip") == "iproute2"
+    assert "iproute2" in installed_by_scripts_test()
+
+
 def test_readme_names_every_package_scripts_test_installs() -> None:
     """The README's paragraph on ./scripts/test names each Debian package it installs."""
     readme = (REPO / "README.md").read_text()

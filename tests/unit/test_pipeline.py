@@ -19,6 +19,7 @@ from forwarder.compose import build_pipeline
 from forwarder.config import Config, parse_config
 from forwarder.core.checkpoint import CheckpointStore, Position
 from forwarder.core.delivery import ONCE_SEND_ATTEMPTS, Stopped
+from forwarder.core.observer import Observer
 from forwarder.core.pipeline import Pipeline
 from forwarder.errors import FetchError, SendError
 from forwarder.samples import make_zip
@@ -170,11 +171,18 @@ def make_pipeline(
     once: bool = True,
     stop: threading.Event | None = None,
     clock: Callable[[], float] | None = None,
+    observer: Observer | None = None,
 ) -> Pipeline:
     """The production pipeline over *source* and *transport*, its checkpoint read. Not locked:
     tests run one pipeline after another on one checkpoint, as restarts do."""
     pipeline = build_pipeline(
-        config.pipeline(), stop=stop, once=once, source=source, transport=transport, clock=clock
+        config.pipeline(),
+        stop=stop,
+        once=once,
+        source=source,
+        transport=transport,
+        clock=clock,
+        observer=observer,
     )
     pipeline.open()
     pipeline.store.unlock()

@@ -1,0 +1,95 @@
+"""A job of the worker pool (``core.workers``): one object's batches, as a pipeline takes them.
+
+The pipeline iterates a ``Job`` as it would ``read_batches``: batches in order, then the
+end, or the error that ended the reading (``BadFileError``, ``WorkerDied``, an error in
+the worker with its traceback). Taking a batch gives its worker credit for the next one
+(``CREDIT``); ``close()`` stops the reading and drops what is left. The pool fills
+``items`` from its pipes' thread; all state is guarded by the pool's lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Protocol
+
+from forwarder.core.reading import Batch
+from forwarder.core.workerprocess import WorkerProcess
+
+QUEUED, RUNNING, ENDED = "queued", "running", "ended"
+
+
+class Scheduler(Protocol):
+    """What a job needs of its pool (``core.workers.WorkerPool``)."""
+
+    lock: threading.Lock
+
+    def start(self, job: Job) -> None: ...
+
+    def end(self, job: Job, message: str | None) -> None: ...
+
+
+# Batches a job may make ahead of the one its pipeline takes. One is enough to keep the
+# worker busy while the pipeline sends (it is the slower of the two); each more holds ~2.8
+# MB per job of 5,000-event batches in the forwarder's process.
+CREDIT = 1
+# Before its pipeline takes from it, a job may make batches up to this many bytes: the
+# next file's worker works while the pipeline takes the file before (with CREDIT alone, a
+# second worker idled after one batch: 1M events in 20 files went no faster with two).
+READ_AHEAD_BYTES = 16 << 20
+READ_AHEAD = 2  # jobs per worker that may run before their pipeline asks for them
+
+
+class Job:
+    """One object's batches, made by a worker: iterate in order; ``close()`` to stop early."""
+
+    def __init__(self, pool: Scheduler, number: int, spec: bytes, label: str) -> None:
+        self._pool = pool
+        self.number = number
+        self.spec = spec  # path, label, settings, encoder, first: pickled for the worker
+        self.label = label
+        self.state = QUEUED
+        self.process: WorkerProcess | None = None
+        self.items: collections.deque[Any] = collections.deque()  # packed batches, then how it ended
+        self.taken = 0  # batches handed to the pipeline
+        self.outstanding = 0  # batches the worker may make and has not sent yet
+        self.ahead = 0  # bytes of batches made before the pipeline took any
+        self.restarted = False
+        self.changed = threading.Condition(pool.lock)
+
+    def __iter__(self) -> Job:
+        return self
+
+    def __next__(self) -> Batch:
+        pool = self._pool
+        with pool.lock:
+            while not self.items:
+                if self.state == ENDED:
+                    raise StopIteration
+                if self.state == QUEUED:
+                    pool.start(self)  # the pipeline waits for it: it runs now, read-ahead or not
+                else:
+                    self.changed.wait()
+            item = self.items.popleft()
+            if isinstance(item, tuple):  # Batch.packed()
+                self.taken += 1
+                if (
+                    self.state == RUNNING
+                    and self.process is not None
+                    and self.outstanding + len(self.items) < CREDIT
+                ):
+                    self.outstanding += 1
+                    self.process.post(("credit", self.number, 1))
+            else:
+                self.items.clear()
+        if item is None:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return Batch.unpacked(*item)  # here, not under the lock, nor in the pipes' thread
+
+    def close(self) -> None:
+        """Stop reading the object (when it is not read to its end) and drop what is left."""
+        with self._pool.lock:
+            self._pool.end(self, None if self.state == ENDED else "cancel")
+            self.items.clear()
