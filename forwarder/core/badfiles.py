@@ -40,7 +40,8 @@ class BadFilePolicy:
 
 
 class QuarantineList:
-    """The quarantine file: one JSON line per object given up on, written durably."""
+    """The quarantine file: one JSON line per object given up on, written durably (before
+    the checkpoint moves past it: a crash between the two lists the object twice)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -280,5 +280,5 @@ class CheckpointStore(Checkpoint):
                 temp.unlink(missing_ok=True)
             raise CheckpointError(
                 f"{self.path}: cannot write the checkpoint ({exc.strerror}); "
-                "sending stops until it can be recorded"
+                "this pipeline stops (what it sent since the last write is sent again once restarted)"
             ) from exc

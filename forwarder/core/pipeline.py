@@ -41,7 +41,7 @@ from forwarder.core.observer import Observer
 from forwarder.core.reading import Batches, InProcess, Reader, ReadSettings
 from forwarder.core.reports import Reports, RunStats
 from forwarder.core.standing import Receipt, Standing
-from forwarder.errors import BadFileError, ConfigError, FetchError, SendError
+from forwarder.errors import BadFileError, FetchError, SendError, WorkerDied
 from forwarder.formats.encoder import EventEncoder
 from forwarder.sources.base import Cursor, LogObject, Source
 from forwarder.sources.prefetch import Fetched, Prefetcher
@@ -116,12 +116,7 @@ class Pipeline:
 
     def open(self) -> None:
         """Lock the checkpoint and read it (CheckpointError when taken or corrupt)."""
-        self.store.lock()
-        try:
-            self._at.load()
-        except BaseException:
-            self.store.unlock()
-            raise
+        self._at.open()
         if self.store.failure is not None:
             self.observer.bad_file(self.store.failure)
 
@@ -139,13 +134,7 @@ class Pipeline:
     def seed(self, cursor: Cursor, force: bool = False) -> None:
         """Start from *cursor* (``forwarder import-state``); refuses to replace a checkpoint
         unless *force*."""
-        if self.position is not None and not force:
-            raise ConfigError(
-                f"{self.store.where}: a checkpoint exists already (at "
-                f"{self.source.describe(self.position.cursor, self.position.records)}); "
-                "add --force to replace it"
-            )
-        self._at.save(Position(cursor, 0))
+        self._at.seed(cursor, force)
 
     # --- the passes -------------------------------------------------------------------
 
@@ -163,10 +152,8 @@ class Pipeline:
                 return 0
             self._at.save(Position(cursor, 0))
         assert self.position is not None
-        self._at.ahead, settings = self.position, self._settings
-        prefetch = Prefetcher(
-            self.source, self.position.cursor, settings.prefetch_files, settings.prefetch_bytes, self._open
-        )
+        self._at.ahead, at, s = self.position, self.position.cursor, self._settings
+        prefetch = Prefetcher(self.source, at, s.prefetch_files, s.prefetch_bytes, self._open, self.stop)
         try:
             for item in prefetch:
                 try:
@@ -243,11 +230,7 @@ class Pipeline:
                 return
             except BadFileError as exc:
                 self._at.settle()  # what was read of it is delivered; a retry resumes after it
-                failure = self.store.record_failure(obj.key, str(exc))
-                self._at.save(self.position)
-                self.observer.bad_file(failure)
-                if not next_step(self._settings.bad_files, failure, exc, self.stop):
-                    self._quarantine_object(obj, str(exc))
+                if not self._try_again(obj, exc):
                     return
             finally:
                 if reading is not None:
@@ -259,6 +242,20 @@ class Pipeline:
                 path = self.source.fetch(obj)
             except FetchError as exc:
                 error = exc
+
+    def _try_again(self, obj: LogObject, exc: BadFileError) -> bool:
+        """Count a failed read of *obj*: True to read it again, False when it was quarantined
+        (or, after a worker died that was not reading it, when stopping)."""
+        if isinstance(exc, WorkerDied) and not exc.suspect:  # another file may have killed it
+            log.warning("%s (not counted as a failed attempt at it)", exc, extra={"key": obj.key})
+            return not self.stop.wait(self._settings.bad_files.retry_secs)
+        failure = self.store.record_failure(obj.key, str(exc))
+        self._at.save(self.position)
+        self.observer.bad_file(failure)
+        if next_step(self._settings.bad_files, failure, exc, self.stop):
+            return True
+        self._quarantine_object(obj, str(exc))
+        return False
 
     def _quarantine_object(self, obj: LogObject, reason: str) -> None:
         identity = self.source.identity(obj)
@@ -296,5 +293,5 @@ class Pipeline:
             self._at.ahead = position
             self.delivery.send(batch.messages, Receipt(position, batch.events, obj if batch.last else None))
             self.delivery.pace(len(batch.messages))
-            if self.stop.is_set() and not batch.last:
-                return
+            if batch.last or self.stop.is_set():
+                return  # nothing after the last batch can change what was sent

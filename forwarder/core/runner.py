@@ -95,6 +95,7 @@ class Runner:
         except BaseException as exc:
             log.exception("pipeline %s: cannot start (a bug: please report it)", name)
             worker.error = exc
+            observer.stopped(f"cannot start, unexpected error (a bug: please report it): {exc!r}")
             return
         try:
             if self._once:
@@ -110,6 +111,7 @@ class Runner:
         except BaseException as exc:
             log.exception("pipeline %s stopped on an unexpected error (a bug: please report it)", name)
             worker.error = exc
+            observer.stopped(f"unexpected error (a bug: please report it): {exc!r}")
         finally:
             try:
                 pipeline.close()

@@ -24,7 +24,8 @@ from forwarder.core.delivery import Delivery
 from forwarder.core.fence import Fence
 from forwarder.core.observer import Observer
 from forwarder.core.reports import Reports
-from forwarder.sources.base import LogObject, Source
+from forwarder.errors import ConfigError
+from forwarder.sources.base import Cursor, LogObject, Source
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,24 @@ class Standing:
         delivery.on_acknowledged = self.acknowledged
         delivery.on_idle = self.checkpoint
 
-    def load(self) -> None:
-        """Read the checkpoint (the store is locked already)."""
-        self.position = self.ahead = self._saved = self.store.load()
+    def open(self) -> None:
+        """Lock the checkpoint and read it (CheckpointError when taken or corrupt)."""
+        self.store.lock()
+        try:
+            self.position = self.ahead = self._saved = self.store.load()
+        except BaseException:
+            self.store.unlock()
+            raise
+
+    def seed(self, cursor: Cursor, force: bool) -> None:
+        """Start from *cursor*; refuses to replace a checkpoint unless *force*."""
+        if self.position is not None and not force:
+            raise ConfigError(
+                f"{self.store.where}: a checkpoint exists already (at "
+                f"{self._source.describe(self.position.cursor, self.position.records)}); "
+                "add --force to replace it"
+            )
+        self.save(Position(cursor, 0))
 
     def first_record(self, obj: LogObject) -> int:
         """Records of *obj* handed over already (reading stands inside it), else 0."""

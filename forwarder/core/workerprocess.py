@@ -23,6 +23,7 @@ from typing import Any
 import forwarder
 
 STOP_TIMEOUT_SECS = 5.0
+DIED_TIMEOUT_SECS = 1.0
 # The worker -> main pipe: 1 MiB (Linux' default maximum) instead of 64 KiB, so a batch
 # crosses in a few writes, not dozens of context switches.
 PIPE_BYTES = 1 << 20
@@ -83,9 +84,10 @@ class WorkerProcess:
             self.outbox.close()
 
     def ended(self) -> str:
-        """How the process ended, in words (it has closed its pipe: it is exiting)."""
+        """How the process ended, in words (it has closed its pipe: it is exiting; one that
+        is not after a second is killed, so that the pool's pipe reader waits no longer)."""
         try:
-            code = self.popen.wait(STOP_TIMEOUT_SECS)
+            code = self.popen.wait(DIED_TIMEOUT_SECS)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             code = self.popen.wait()

@@ -20,7 +20,8 @@ worker, costing nothing but an open file: it cannot hold a worker from other pip
 
 A worker that dies (killed, out of memory, a crash) is an error that says so: the job its
 pipeline was taking fails with ``WorkerDied`` (a ``BadFileError``: the object is read
-again after the usual wait, from the last batch acknowledged; nothing is lost), jobs not
+again from the last batch handed over, so nothing is skipped; a failed attempt at it
+counts only when the worker may have been reading it, i.e. had credit for it), jobs not
 taken from yet start again on another worker, and a new worker is started when needed.
 ``close()`` (at exit, after the pipelines stopped) ends the workers: their pipes close
 and they exit; any still there after ``STOP_TIMEOUT_SECS`` are killed. Workers also exit
@@ -63,6 +64,7 @@ class WorkerPool:
         self._queued: collections.deque[Job] = collections.deque()
         self._jobs: dict[int, Job] = {}
         self._numbers = 0
+        self._started = 0  # worker processes started, in all (they are numbered so)
         self._closed = False
         self._wake_read, self._wake_write = os.pipe()
         self._router = threading.Thread(target=self._route, name="worker-pipes", daemon=True)
@@ -109,8 +111,10 @@ class WorkerPool:
                 raise OSError("the worker pool is closed (the forwarder is stopping)")
             if process is None or (process.jobs and len(alive) < self.size):
                 process = self._spawn()
-        except OSError as exc:
-            job.items.append(WorkerDied(f"{job.label}: cannot start a worker process to read it: {exc}"))
+        except OSError as exc:  # not the object's fault: no attempt at it counts
+            job.items.append(
+                WorkerDied(f"{job.label}: cannot start a worker process to read it: {exc}", False)
+            )
             self.end(job, None)
             return
         assert process is not None
@@ -140,7 +144,8 @@ class WorkerPool:
         self._fill()
 
     def _spawn(self) -> WorkerProcess:
-        process = WorkerProcess(len(self._processes) + 1)
+        self._started += 1
+        process = WorkerProcess(self._started)
         self._processes.append(process)
         os.write(self._wake_write, b"x")  # the router: one more pipe to read
         log.debug("worker process %d started (pid %d)", process.number, process.pid)
@@ -207,6 +212,8 @@ class WorkerPool:
         process.inbox.close()
         process.post(None)
         with self.lock:
+            if process in self._processes:  # a pool running for months keeps only the living
+                self._processes.remove(process)
             if self._closed:
                 return
             log.error("worker process %d (pid %d) died (%s)", process.number, process.pid, how)
@@ -222,7 +229,8 @@ class WorkerPool:
                 job.items.append(
                     WorkerDied(
                         f"{job.label}: the worker process reading it (pid {process.pid}) died ({how}); "
-                        "it is read again from the last batch delivered"
+                        "it is read again from the last batch delivered",
+                        suspect=job.outstanding > 0,  # it may have been making a batch of it
                     )
                 )
                 self.end(job, None)
@@ -237,7 +245,7 @@ class WorkerPool:
             processes = list(self._processes)
             for job in list(self._jobs.values()):
                 if job.state != ENDED:
-                    job.items.append(WorkerDied(f"{job.label}: the worker pool closed (stopping)"))
+                    job.items.append(WorkerDied(f"{job.label}: the worker pool closed (stopping)", False))
                     job.changed.notify_all()
         for process in processes:
             process.post(None)

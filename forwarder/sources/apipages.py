@@ -6,7 +6,8 @@ it. ``PagedSource`` is the part of the ``Source`` protocol that is the same for
 ``eventsFeed`` and ``auditFeed``: the cursor arithmetic is the page's, a page is named by
 the source's id and its key, and nothing tells the backlog without reading it (and
 reading spends the call budget). A page's ``after`` never equals the next page's
-``inside``: the pipeline keeps the records delivered of the object its cursor is inside.
+``inside`` (the pipeline keeps the records delivered of the object its cursor is inside),
+except before the empty page that reports an expired marker: it has no records to skip.
 """
 
 from __future__ import annotations

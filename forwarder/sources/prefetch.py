@@ -3,9 +3,14 @@
 A worker thread walks the source's pending objects in order and downloads them to
 temporary files, staying at most ``max_files`` files and ``max_bytes`` bytes ahead of the
 consumer (one file is always allowed, however big). The consumer gets them in order; a
-failed download is handed over in its place, and the worker stops there: no file is ever
-fetched past one that failed, so order is kept. With ``max_files == 0`` everything happens
-in the consumer's thread, one file at a time.
+failed download is handed over in its place, and the worker stops there (no file is ever
+fetched past one that could not be downloaded, so order is kept) unless the file itself is
+bad (``BadFileError``: the consumer decides, the next files come meanwhile). With
+``max_files == 0`` everything happens in the consumer's thread, one file at a time.
+
+Once ``stop`` is set, the consumer no longer waits for a download or a long poll: the
+iteration ends, ``close`` does not wait for the worker, and what the worker still
+downloads is removed as it arrives.
 
 ``opened``, when given, is called with each file as soon as it is downloaded (the
 pipeline starts reading it there, in a worker process); what it returns rides along as
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from forwarder.errors import BadFileError
 from forwarder.sources.base import Cursor, LogObject
 
 log = logging.getLogger(__name__)
@@ -69,8 +75,10 @@ class Prefetcher:
         max_files: int,
         max_bytes: int,
         opened: Callable[[LogObject, Path], Closing] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self._source = source
+        self._stop = stop or threading.Event()
         self._opened = opened
         self._cursor = cursor
         self._max_files = max_files
@@ -90,7 +98,7 @@ class Prefetcher:
         context = contextvars.copy_context()
         self._thread = threading.Thread(target=context.run, args=(self._work,), name="prefetch", daemon=True)
         self._thread.start()
-        while (item := self._items.get()) is not None:
+        while (item := self._next()) is not None:
             if item.obj is not None:
                 with self._room:
                     self._ahead_files -= 1
@@ -98,12 +106,29 @@ class Prefetcher:
                     self._room.notify()
             yield item
 
+    def _next(self) -> Fetched | None:
+        """The next item; None at the end, or once stopping (rather than wait on)."""
+        while not self._stop.is_set():
+            try:
+                return self._items.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
     def _work(self) -> None:
         try:
             for item in self._walk(wait=True):
-                self._items.put(item)
+                self._hand(item)
         finally:
             self._items.put(None)
+
+    def _hand(self, item: Fetched) -> None:
+        """Queue *item*, or remove it when closed meanwhile (nobody takes it any more)."""
+        with self._room:
+            if not self._closed:
+                self._items.put(item)
+                return
+        item.discard()
 
     def _walk(self, wait: bool) -> Iterator[Fetched]:
         """Download the pending files in order; with *wait*, only while there is room ahead."""
@@ -118,6 +143,8 @@ class Prefetcher:
                     path = self._source.fetch(obj)
                 except Exception as exc:  # handed to the consumer in the file's place
                     yield Fetched(obj, None, exc)
+                    if isinstance(exc, BadFileError):
+                        continue  # the file is bad, not the way to it: the next ones come
                     return
                 log.debug("downloaded %s", obj.key, extra={"key": obj.key})
                 yield Fetched(obj, path, None, self._open(obj, path))
@@ -155,9 +182,9 @@ class Prefetcher:
         with self._room:
             self._closed = True
             self._room.notify_all()
-        if self._thread is not None:
-            self._thread.join()  # it stops at its next step: before waiting or downloading more
-            while not self._items.empty():
+            while not self._items.empty():  # from now on the worker removes what it brings
                 item = self._items.get_nowait()
                 if item is not None:
                     item.discard()
+        if self._thread is not None and not self._stop.is_set():
+            self._thread.join()  # it stops at its next step: before waiting or downloading more

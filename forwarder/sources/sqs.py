@@ -87,7 +87,7 @@ class QueueSource(IntegrationSource):
         yield from waiting
         while not self._closed and (messages := self.queue.receive()):
             # every message received is held (or deleted) before any object is handed out
-            objects = [o for message in messages for o in self._admit(message, self._latest or ledger)]
+            objects = [o for message in messages for o in self._admit(message, ledger)]
             if self.on_listing is not None:
                 with self._lock:
                     self.on_listing(list(self._waiting))
@@ -95,7 +95,7 @@ class QueueSource(IntegrationSource):
 
     def _admit(self, message: dict[str, Any], ledger: Ledger) -> list[LogObject]:
         """The objects of one message to hand out; the message is held for them, or deleted
-        now when there are none."""
+        now when there are none. *ledger*: the pass's, unless a checkpoint was saved since."""
         mid, body = message["MessageId"], message.get("Body", "")
         created, why = read_message(body)
         count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -107,6 +107,7 @@ class QueueSource(IntegrationSource):
         objects: list[LogObject] = []
         with self._lock:  # an object notified twice, the first still waiting: one delivery
             waiting = {(o.key, o.ref.etag) for o in self._waiting}
+            ledger = self._latest or ledger  # with the waiting list: an object is in one or the other
         if why.startswith(UNREADABLE):
             reason = over or f"SQS message {mid} is not an S3 event notification ({why})"
             objects.append(
@@ -161,11 +162,12 @@ class QueueSource(IntegrationSource):
     def committed(self, cursor: Cursor) -> None:
         """The checkpoint now records *cursor*: every message whose objects its ledger has as
         done is deleted (several, when the checkpoint was written after several objects)."""
-        ledger = self._latest = Ledger(**cursor["ledger"])
+        ledger = Ledger(**cursor["ledger"])
         last: dict[str, Any] = cursor.get("done") or {}  # the object done last (quarantined ones too)
         named = (last.get("message", ""), last.get("key", ""))
         finished: list[tuple[str, str]] = []
         with self._lock:
+            self._latest = ledger  # with the waiting list, so a notification sees one or the other
             done = [
                 o
                 for o in self._waiting

@@ -244,7 +244,9 @@ def test_unwritable_location_is_an_error_on_save(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         store.save(at(1, "k", 0, False))
     assert str(info.value).startswith(f"{store.path}: cannot write the checkpoint (")
-    assert str(info.value).endswith("sending stops until it can be recorded")
+    assert str(info.value).endswith(
+        "this pipeline stops (what it sent since the last write is sent again once restarted)"
+    )
 
 
 def test_failed_save_keeps_the_old_checkpoint_and_no_temp_file(tmp_path: Path) -> None:

@@ -3,9 +3,12 @@ each started on as it arrives, and nothing left behind."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from forwarder.errors import BadFileError, FetchError
 from forwarder.sources.base import Cursor, LogObject
 from forwarder.sources.prefetch import Prefetcher
 
@@ -70,4 +73,74 @@ def test_closing_early_discards_what_was_downloaded_and_started(tmp_path: Path) 
         break
     prefetch.close()
     assert started and all(reading.closed for reading in started)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Failing(Files):
+    """k1 cannot be had: as a bad file (it is gone for good) or as a failed download."""
+
+    def __init__(self, root: Path, error: Exception) -> None:
+        super().__init__(root)
+        self.error = error
+
+    def fetch(self, obj: LogObject) -> Path:
+        if obj.key == "k1":
+            raise self.error
+        return super().fetch(obj)
+
+
+def test_the_files_after_a_bad_one_still_come_and_none_after_a_failed_download(tmp_path: Path) -> None:
+    """A bad file is handed over in its place and the walk goes on (the consumer decides what
+    to do with it); a download that failed ends the walk there, so nothing overtakes it."""
+    for error, expected in [
+        (BadFileError("k1: deleted after its notification was sent"), ["k0", "k1!", "k2"]),
+        (FetchError("k1: connection reset"), ["k0", "k1!"]),
+    ]:
+        prefetch = Prefetcher(Failing(tmp_path, error), {}, 2, 1 << 20)
+        got = []
+        for item in prefetch:
+            assert item.obj is not None
+            got.append(item.obj.key + ("!" if item.error is error else ""))
+            item.discard()
+        prefetch.close()
+        assert got == expected
+        assert list(tmp_path.iterdir()) == []
+
+
+class Slow(Files):
+    """k1's download takes until *release* is set."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.release = threading.Event()
+        self.fetched = threading.Event()
+
+    def fetch(self, obj: LogObject) -> Path:
+        if obj.key == "k1":
+            self.release.wait(10)
+        path = super().fetch(obj)
+        if obj.key == "k1":
+            self.fetched.set()
+        return path
+
+
+def test_a_stop_does_not_wait_for_a_download_and_what_it_brings_is_removed(tmp_path: Path) -> None:
+    """Once stop is set, the consumer's wait for the next file ends, close() returns without
+    waiting for the download under way, and the file it brings later is removed."""
+    source, stop = Slow(tmp_path), threading.Event()
+    prefetch = Prefetcher(source, {}, 2, 1 << 20, None, stop)
+    items = iter(prefetch)
+    first = next(items)
+    assert first.obj is not None and first.obj.key == "k0"
+    first.discard()
+    threading.Timer(0.2, stop.set).start()
+    began = time.monotonic()
+    assert next(items, None) is None  # k1 is still downloading: the stop ends the wait
+    prefetch.close()
+    assert time.monotonic() - began < 2
+    source.release.set()
+    assert source.fetched.wait(5)
+    deadline = time.monotonic() + 5
+    while list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert list(tmp_path.iterdir()) == []

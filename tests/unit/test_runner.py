@@ -179,3 +179,32 @@ def test_a_pipeline_that_cannot_start_stops_alone(tmp_path: Path) -> None:
     assert runner.workers["acme"].thread is acme and runner.errors() == []
     runner.stop()
     assert runner.wait(10)
+
+
+def test_a_pipeline_that_stops_on_a_bug_says_so_to_its_observers(tmp_path: Path) -> None:
+    """An unexpected error (a bug) in one pipeline's pass stops it alone, with the error logged
+    and told to its observers (/readyz shows it), the others going on."""
+    world = World(tmp_path)
+    stopped: dict[str, str] = {}
+
+    class Told(Observer):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def stopped(self, reason: str) -> None:
+            stopped[self.name] = reason
+
+    class Buggy(Collector):
+        def write(self, messages: list[bytes]) -> None:
+            raise ZeroDivisionError("a bug")
+
+    world.collectors["beta"] = Buggy()
+    runner = Runner(world.build, Told)
+    runner.start(config(tmp_path, ["acme", "beta"]))
+    wait_for(lambda: "beta" in stopped)
+    assert stopped["beta"] == "unexpected error (a bug: please report it): ZeroDivisionError('a bug')"
+    assert [type(e).__name__ for e in runner.errors()] == ["ZeroDivisionError"]
+    wait_for(lambda: len(world.collectors.get("acme", Collector()).events) == 5)
+    assert "acme" not in stopped
+    runner.stop()
+    assert runner.wait(10)
