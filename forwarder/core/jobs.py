@@ -28,15 +28,20 @@ class Scheduler(Protocol):
 
     def end(self, job: Job, message: str | None) -> None: ...
 
+    def taking(self, job: Job) -> None: ...
+
 
 # Batches a job may make ahead of the one its pipeline takes. One is enough to keep the
 # worker busy while the pipeline sends (it is the slower of the two); each more holds ~2.8
 # MB per job of 5,000-event batches in the forwarder's process.
 CREDIT = 1
-# Before its pipeline takes from it, a job may make batches up to this many bytes: the
-# next file's worker works while the pipeline takes the file before (with CREDIT alone, a
-# second worker idled after one batch: 1M events in 20 files went no faster with two).
-READ_AHEAD_BYTES = 16 << 20
+# Before their pipelines take from them, jobs may make batches up to this many bytes, all
+# jobs of the pool together: the next file's worker works while the pipeline takes the
+# file before (with CREDIT alone, a second worker idled after one batch: 1M events in 20
+# files went no faster with two). A pool-wide bound, so that memory does not grow with the
+# cores or the pipelines; 64 MiB holds the whole next file of a busy account (16 MiB a job
+# left the 50,000-event files of the benchmark part-read: 1.55x the baseline, 1.32x now).
+READ_AHEAD_BYTES = 64 << 20
 READ_AHEAD = 2  # jobs per worker that may run before their pipeline asks for them
 
 
@@ -72,6 +77,8 @@ class Job:
                     self.changed.wait()
             item = self.items.popleft()
             if isinstance(item, tuple):  # Batch.packed()
+                if not self.taken:
+                    pool.taking(self)  # what it read ahead no longer counts as ahead
                 self.taken += 1
                 if (
                     self.state == RUNNING

@@ -11,10 +11,11 @@ its own thread: the same batches in the same order, with their ``done`` counts a
 
 Bounded everywhere, so memory does not grow with the data: a job makes a batch only
 against credit (``CREDIT`` batch ahead of the one being sent, once its pipeline takes from
-it; up to ``READ_AHEAD_BYTES`` of batches before that, so that a worker reads the next
-file while the pipeline still takes the one before from another), an object is streamed
-batch by batch (a 2 GB file is never whole anywhere), and at most ``READ_AHEAD`` jobs per
-process run before their pipeline asks for them (the one a pipeline waits for always runs).
+it; before that, up to ``READ_AHEAD_BYTES`` of batches, all such jobs together, so that a
+worker reads the next file while the pipeline still takes the one before from another),
+an object is streamed batch by batch (a 2 GB file is never whole anywhere), and at most
+``READ_AHEAD`` jobs per process run before their pipeline asks for them (the one a
+pipeline waits for always runs).
 A pipeline that stops taking batches (its collector is down) leaves its job idle in its
 worker, costing nothing but an open file: it cannot hold a worker from other pipelines.
 
@@ -64,6 +65,7 @@ class WorkerPool:
         self._queued: collections.deque[Job] = collections.deque()
         self._jobs: dict[int, Job] = {}
         self._numbers = 0
+        self._ahead = 0  # bytes of batches made by jobs not taken from yet (READ_AHEAD_BYTES)
         self._started = 0  # worker processes started, in all (they are numbered so)
         self._closed = False
         self._wake_read, self._wake_write = os.pipe()
@@ -119,7 +121,8 @@ class WorkerPool:
             return
         assert process is not None
         job.state, job.process = RUNNING, process
-        job.outstanding, job.ahead = CREDIT, 0  # also when it starts again after a worker died
+        self.taking(job)  # also when it starts again after a worker died
+        job.outstanding = CREDIT
         process.jobs.add(job)
         process.given += 1
         process.post(("job", job.number, job.spec, CREDIT))
@@ -129,8 +132,14 @@ class WorkerPool:
         while self._queued and sum(len(p.jobs) for p in self._processes) < READ_AHEAD * self.size:
             self.start(self._queued[0])
 
+    def taking(self, job: Job) -> None:
+        """What *job* read ahead no longer counts as ahead (it is taken from, or over)."""
+        self._ahead -= job.ahead
+        job.ahead = 0
+
     def end(self, job: Job, message: str | None) -> None:
         """*job* is over (a worker said so, or the pipeline closed it): free its place."""
+        self.taking(job)
         if job.state == QUEUED:
             with contextlib.suppress(ValueError):
                 self._queued.remove(job)
@@ -188,8 +197,9 @@ class WorkerPool:
                 job.outstanding -= 1
                 if job.taken == 0 and job.process is not None:  # not taken from yet: read ahead
                     job.ahead += len(message[2][0])
+                    self._ahead += len(message[2][0])
                     # Two in credit: the worker goes on while this credit crosses over.
-                    if job.ahead < READ_AHEAD_BYTES and job.outstanding < 2:
+                    if self._ahead < READ_AHEAD_BYTES and job.outstanding < 2:
                         more, job.outstanding = 2 - job.outstanding, 2
                         job.process.post(("credit", number, more))
                 job.changed.notify_all()

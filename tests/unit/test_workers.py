@@ -246,6 +246,31 @@ def test_a_stalled_job_makes_a_bounded_few_batches_and_holds_no_worker(
         pool.close()
 
 
+def test_jobs_not_taken_from_share_one_read_ahead_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many jobs wait for their pipelines, what they read ahead together stays
+    within READ_AHEAD_BYTES (and the batches in credit as it was crossed): memory does not
+    grow with the pipelines or the cores. A job that stopped short reads on once taken from."""
+    monkeypatch.setattr(workers, "READ_AHEAD_BYTES", 20_000)
+    big = tmp_path / "big.zip"
+    big.write_bytes(make_zip([("m.log", events(0, 700))]))  # 100 batches of 7, ~300 bytes an event
+    pool = WorkerPool(2)
+    try:
+        jobs = [pool.open(big, f"{big}#{n}", settings(), encoder(), 0) for n in range(4)]
+
+        def made() -> int:
+            with pool.lock:
+                return sum(len(joined) for job in jobs for joined, _ in job.items)
+
+        assert wait_for(lambda: made() >= 20_000)
+        time.sleep(0.3)
+        assert 20_000 <= made() < 20_000 + 4 * 2 * 3_000  # each running job's credit at most
+        assert all(taken(job) == in_process(big, settings()) for job in jobs)
+    finally:
+        pool.close()
+
+
 def test_close_ends_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After close() no worker process is left, also with objects half read (whose
     pipelines then get WorkerDied, not a silent end)."""
