@@ -398,7 +398,9 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20, help="exporter files they are spread over (20)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"data shapes ({','.join(SHAPES)})")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each pipeline; the median counts (3)")
-    parser.add_argument("--batch", type=int, default=1000, help="forwarder batch.max_events (1000, its default)")
+    parser.add_argument(
+        "--batch", type=int, default=1000, help="forwarder batch.max_events (1000, its default)"
+    )
     parser.add_argument("--workers", default="", help="forwarder workers: auto or N (default: not set)")
     parser.add_argument("--header", default="rfc5424", choices=("rfc5424", "none"), help="output.header")
     parser.add_argument("--framing", default="octet_counting", choices=("octet_counting", "newline"))
