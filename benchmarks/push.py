@@ -123,12 +123,14 @@ def forward(
     config = config_text(s3, sink, prefix, work, kind, encoding)
     argv = [sys.executable, "-m", "forwarder", "run", "--config", str(config), "--once"]
     log = work / f"{kind}-{encoding}.log"
-    start, end, cpu, rss = run.timed(argv, {**os.environ, "PYTHONPATH": str(HERE.parent)}, log, 600)
+    load = run.load_average()
+    start, end, cpu, rss, pss = run.timed(argv, {**os.environ, "PYTHONPATH": str(HERE.parent)}, log, 600)
     report = sink.report()
     if report["bytes"] != want:
         raise RuntimeError(f"{kind} {encoding} delivered {report['bytes']} bytes, expected {want}; see {log}")
     label = f"{'events_integration' if kind != 'log_exporter' else 'log_exporter'} {encoding}"
-    return run.Run(prefix, label, events, text, max(end, report["eof_at"]) - start, cpu, rss / run.MB, want)
+    seconds = max(end, report["eof_at"]) - start
+    return run.Run(prefix, label, events, text, seconds, cpu, rss / run.MB, pss / run.MB, want, load)
 
 
 def baseline(
@@ -136,12 +138,14 @@ def baseline(
 ) -> run.Run:
     env = {**os.environ, **s3.env(), "GZ_OBJECTS": "1" if gz else "", "ZIP_PASSWORD": ""}
     argv = ["bash", str(HERE / "baseline.sh"), s3.endpoint_url, BUCKET, prefix, str(sink.port), str(work)]
-    start, end, cpu, rss = run.timed(argv, env, work / "baseline.log", 600)
+    load = run.load_average()
+    start, end, cpu, rss, pss = run.timed(argv, env, work / "baseline.log", 600)
     report = sink.report()
     if report["bytes"] != text:
         raise RuntimeError(f"the baseline delivered {report['bytes']} bytes, expected {text}")
     name = "curl + gzip -dc" if gz else "curl + unzip -p"
-    return run.Run(prefix, name, events, text, max(end, report["eof_at"]) - start, cpu, rss / run.MB, text)
+    seconds = max(end, report["eof_at"]) - start
+    return run.Run(prefix, name, events, text, seconds, cpu, rss / run.MB, pss / run.MB, text, load)
 
 
 def main() -> int:
@@ -177,7 +181,7 @@ def main() -> int:
         client.create_bucket(Bucket=BUCKET)
         for name in push["files"]:
             client.upload_file(str(push_dir / name), BUCKET, f"push/{name}")
-        run.upload(s3, zips, ["plain"])
+        run.upload(s3, zips, ["plain"], "exporter")
         work = Path(tempfile.mkdtemp(prefix="bench-push-", dir=run.OUT))
         text, count = push["text_bytes"], push["events"]
         for _ in range(args.repeat):
@@ -185,7 +189,7 @@ def main() -> int:
                 baseline(s3, sink, "push/", work, count, text, gz=True),
                 forward(s3, sink, "push/", work, "events_integration", "passthrough", pass_want, count, text),
                 forward(s3, sink, "push/", work, "events_integration", "cef", cef_want, count, text),
-                forward(s3, sink, "plain/", work, "log_exporter", "passthrough",
+                forward(s3, sink, "exporter/plain/", work, "log_exporter", "passthrough",
                         run.expected_bytes(zips, "rfc5424", "octet_counting"), zips.events, zips.text_bytes),
             ):  # fmt: skip
                 rows.setdefault(result.pipeline, []).append(result)

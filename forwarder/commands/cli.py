@@ -42,11 +42,14 @@ examples:
   forwarder import-state --config forwarder.yaml /path/to/storage-file
                                                    switch over from Cato's client script
 
-The config file is YAML; config.example.yaml documents every option. ${VAR} and
-${VAR:-default} in values are replaced from the environment. One file may hold many
-pipelines (pipelines: with a defaults: block), one per Cato account; several forwarders
-running one file share its pipelines, one owner each, with coordination: {kind: s3, bucket:
-...} (README "Running a fleet"): status then shows who holds which.
+The config file is YAML; config.example.yaml documents every option (source.kind
+log_exporter, the default); config.events-integration.example.yaml the Events Integration's
+source keys (kind events_integration), config.api.example.yaml the Cato API's (kinds
+events_feed and audit_feed). ${VAR} and ${VAR:-default} in values are replaced from the
+environment. One file may hold many pipelines (pipelines: with a defaults: block), one per
+Cato account; several forwarders running one file share its pipelines, one owner each, with
+coordination: {kind: s3, bucket: ...} (README "Running a fleet"): status then shows who
+holds which.
 """
 
 CONFIG_HELP = "the YAML config file (default: $FORWARDER_CONFIG)"
@@ -56,8 +59,8 @@ PIPELINE_HELP = "only this pipeline of the config's pipelines: list (default: al
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
-        description="Forward Cato Networks events (Log Exporter files, or Events Integration objects, in S3) "
-        "to a syslog collector "
+        description="Forward Cato Networks events (Log Exporter files or Events Integration objects in S3, "
+        "or the GraphQL API's eventsFeed and auditFeed) to a syslog collector "
         "(QRadar, ArcSight, rsyslog, ...) over UDP, TCP, TLS or RELP: every event at least once, in order.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -155,11 +155,12 @@ def test_readyz_turns_unready_when_the_api_is_silent_too_long() -> None:
 
 
 def test_the_api_example_config_loads_and_shows_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """config.example.api.yaml loads as it is; its events and audit sources hold the defaults."""
+    """config.api.example.yaml loads as it is; its events and audit sources hold the defaults."""
     monkeypatch.setenv("CATO_API_KEY", "example-key")
-    config = load_config(Path(__file__).resolve().parents[2] / "config.example.api.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "config.api.example.yaml")
     events, audit = (p.source for p in config.pipelines)
     assert isinstance(events, EventsFeedConfig) and isinstance(audit, AuditFeedConfig)
     defaults = EventsFeedConfig(api_key="example-key", account_ids=("12345",))
     assert events == defaults
     assert (audit.max_calls_per_min, audit.poll_interval_secs, audit.start) == (5, 60.0, "latest")
+    assert audit == AuditFeedConfig(api_key="example-key", account_ids=("12345",))
