@@ -43,12 +43,14 @@ def test_reader_handles_frames_split_anywhere() -> None:
 
 
 class FakeRelpServer:
-    """Answers open, then 200 OK for each syslog frame; drops the session after *drop_after*."""
+    """Answers open, then 200 OK for each syslog frame; drops the session after *drop_after*;
+    answers the message *refuse* with 500 once (storing nothing of it)."""
 
-    def __init__(self, drop_after: int | None = None) -> None:
+    def __init__(self, drop_after: int | None = None, refuse: bytes | None = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.received: list[bytes] = []
         self.drop_after = drop_after
+        self.refuse = refuse
         threading.Thread(target=self._serve, daemon=True).start()
 
     @property
@@ -75,6 +77,10 @@ class FakeRelpServer:
                             if self.drop_after is not None and len(self.received) >= self.drop_after:
                                 self.drop_after = None
                                 break  # the session dies: this message and the rest unanswered
+                            if data == self.refuse:
+                                self.refuse = None
+                                conn.sendall(frame(txnr, b"rsp", b"500 queue full"))
+                                continue
                             self.received.append(data)
                             conn.sendall(frame(txnr, b"rsp", b"200 OK"))
                 except ConnectionError:
@@ -109,3 +115,22 @@ def test_a_new_batch_starts_from_its_first_message(server: FakeRelpServer) -> No
     send_and_wait(transport, [b"c"])
     transport.close()
     assert server.received == [b"a", b"b", b"c"]
+
+
+def test_a_refused_message_is_a_failed_send_and_goes_again_with_what_follows() -> None:
+    """An answer other than 200 fails the send with the collector's words; the retry sends
+    the refused message and every one after it again, none before it: nothing skipped."""
+    server = FakeRelpServer(refuse=b"m4")
+    try:
+        transport = RelpTransport(
+            lambda: socket.create_connection(("127.0.0.1", server.port)), "relp://test", 5.0, window=3
+        )
+        messages = [b"m%d" % i for i in range(8)]
+        with pytest.raises(SendError, match=r"the collector refused message 5: b'500 queue full'"):
+            send_and_wait(transport, messages)
+        send_and_wait(transport, messages)  # the pipeline sends the same batch again
+        transport.close()
+        assert server.received[:4] == messages[:4]
+        assert server.received[4:].count(b"m4") == 1 and server.received[-4:] == messages[4:]
+    finally:
+        server.listener.close()
