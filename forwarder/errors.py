@@ -75,9 +75,9 @@ class SendError(ForwarderError):
 class WorkerDied(BadFileError):
     """The worker process reading an object died; the object is read again (as a bad file is).
 
-    *suspect*: the worker may have been reading this object when it died (it had credit to
-    make a batch of it), so the death counts as a failed attempt at it; objects the worker
-    only held are read again without one (another pipeline's file may have killed it).
+    *suspect*: the worker was reading this object when it died, so the death counts as a
+    failed attempt at it; objects the worker only held are read again without one (another
+    pipeline's file may have killed it), as are those no worker could be started for.
     """
 
     def __init__(self, message: str, suspect: bool = True) -> None:

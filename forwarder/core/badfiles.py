@@ -77,3 +77,18 @@ def next_step(policy: BadFilePolicy, failure: Failure, exc: BadFileError, stop: 
         f"{exc} ({attempt}; on_bad_file: stop holds the position here: replace the object, or set "
         "source.on_bad_file: quarantine)"
     )
+
+
+def spare(policy: BadFilePolicy, exc: BadFileError, key: str, stop: threading.Event) -> bool:
+    """After a read that failed through no fault of the object (``WorkerDied`` not suspect:
+    its worker died holding it, or none could be started): no attempt counts; True once
+    the wait is over, Stopped when a stop comes during it."""
+    log.warning(
+        "%s (not counted as a failed attempt at it; trying again in %gs)",
+        exc,
+        policy.retry_secs,
+        extra={"key": key},
+    )
+    if stop.wait(policy.retry_secs):
+        raise Stopped()
+    return True

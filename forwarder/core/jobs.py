@@ -28,7 +28,7 @@ class Scheduler(Protocol):
 
     def end(self, job: Job, message: str | None) -> None: ...
 
-    def taking(self, job: Job) -> None: ...
+    def taking(self, job: Job, size: int | None = None) -> None: ...
 
 
 # Batches a job may make ahead of the one its pipeline takes. One is enough to keep the
@@ -36,11 +36,12 @@ class Scheduler(Protocol):
 # MB per job of 5,000-event batches in the forwarder's process.
 CREDIT = 1
 # Before their pipelines take from them, jobs may make batches up to this many bytes, all
-# jobs of the pool together: the next file's worker works while the pipeline takes the
-# file before (with CREDIT alone, a second worker idled after one batch: 1M events in 20
-# files went no faster with two). A pool-wide bound, so that memory does not grow with the
-# cores or the pipelines; 64 MiB holds the whole next file of a busy account (16 MiB a job
-# left the 50,000-event files of the benchmark part-read: 1.55x the baseline, 1.32x now).
+# jobs of the pool together, counted until taken or dropped (so it bounds what they hold
+# in this process): the next file's worker works while the pipeline takes the file before
+# (with CREDIT alone, a second worker idled after one batch: 1M events in 20 files went no
+# faster with two). Pool-wide, so that memory does not grow with the cores or the
+# pipelines; 64 MiB holds the next files of a busy account (16 MiB a job left the
+# benchmark's 50,000-event files part-read: 1.52-1.66x the baseline, 1.34-1.50x now).
 READ_AHEAD_BYTES = 64 << 20
 READ_AHEAD = 2  # jobs per worker that may run before their pipeline asks for them
 
@@ -58,7 +59,7 @@ class Job:
         self.items: collections.deque[Any] = collections.deque()  # packed batches, then how it ended
         self.taken = 0  # batches handed to the pipeline
         self.outstanding = 0  # batches the worker may make and has not sent yet
-        self.ahead = 0  # bytes of batches made before the pipeline took any
+        self.ahead = 0  # bytes of the batches made before the pipeline took any, not taken yet
         self.restarted = False
         self.changed = threading.Condition(pool.lock)
 
@@ -77,8 +78,8 @@ class Job:
                     self.changed.wait()
             item = self.items.popleft()
             if isinstance(item, tuple):  # Batch.packed()
-                if not self.taken:
-                    pool.taking(self)  # what it read ahead no longer counts as ahead
+                if self.ahead:
+                    pool.taking(self, len(item[0]))  # a batch read ahead is taken
                 self.taken += 1
                 if (
                     self.state == RUNNING
@@ -89,6 +90,7 @@ class Job:
                     self.process.post(("credit", self.number, 1))
             else:
                 self.items.clear()
+                pool.taking(self)
         if item is None:
             raise StopIteration
         if isinstance(item, BaseException):
@@ -98,5 +100,6 @@ class Job:
     def close(self) -> None:
         """Stop reading the object (when it is not read to its end) and drop what is left."""
         with self._pool.lock:
+            self._pool.taking(self)  # what it read ahead is dropped with it
             self._pool.end(self, None if self.state == ENDED else "cancel")
             self.items.clear()

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step
+from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step, spare
 from forwarder.core.checkpoint import Checkpoint, Position
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
@@ -153,7 +153,10 @@ class Pipeline:
             self._at.save(Position(cursor, 0))
         assert self.position is not None
         self._at.ahead, at, s = self.position, self.position.cursor, self._settings
-        prefetch = Prefetcher(self.source, at, s.prefetch_files, s.prefetch_bytes, self._open, self.stop)
+        past_bad = s.bad_files.on_bad_file == "quarantine"  # under stop, the pass ends on a bad one
+        prefetch = Prefetcher(
+            self.source, at, s.prefetch_files, s.prefetch_bytes, self._open, self.stop, past_bad
+        )
         try:
             for item in prefetch:
                 try:
@@ -244,11 +247,10 @@ class Pipeline:
                 error = exc
 
     def _try_again(self, obj: LogObject, exc: BadFileError) -> bool:
-        """Count a failed read of *obj*: True to read it again, False when it was quarantined
-        (or, after a worker died that was not reading it, when stopping)."""
+        """Count a failed read of *obj*: True to read it again, False when it was quarantined;
+        Stopped when a stop comes during the wait."""
         if isinstance(exc, WorkerDied) and not exc.suspect:  # another file may have killed it
-            log.warning("%s (not counted as a failed attempt at it)", exc, extra={"key": obj.key})
-            return not self.stop.wait(self._settings.bad_files.retry_secs)
+            return spare(self._settings.bad_files, exc, obj.key, self.stop)
         failure = self.store.record_failure(obj.key, str(exc))
         self._at.save(self.position)
         self.observer.bad_file(failure)

@@ -9,7 +9,8 @@ socket, no checkpoint, and logs nothing (what happened to records travels as not
                                                  EventEncoder, first record)
                      ("credit", id, n)       n more batches of job id may be made
                      ("cancel", id)          stop it, close its file
-    worker -> main   ("batch", id, rest), then the messages   Batch.packed(), in two parts
+    worker -> main   ("turn", id)            reading job id now (None: waiting), when it changed
+                     ("batch", id, rest), then the messages   Batch.packed(), in two parts
                      ("done", id)            after the object's last batch
                      ("bad", id, message)    BadFileError: the object's content cannot be read
                      ("error", id, text)     anything else (a bug), with its traceback
@@ -58,6 +59,7 @@ class Worker:
         self._inbox, self._outbox = inbox, outbox
         self._jobs: dict[int, _Job] = {}
         self._turns: deque[int] = deque()  # job ids, taking turns
+        self._reading: int | None = None  # the job said to be read now ("turn")
         self._encoders: dict[Any, EventEncoder] = {}
 
     def serve(self) -> None:
@@ -65,6 +67,9 @@ class Worker:
         while True:
             # Take every message waiting; wait for one when no job may make a batch.
             while self._inbox.poll(0) or not any(job.credit > 0 for job in self._jobs.values()):
+                if self._reading is not None and not self._inbox.poll(0):  # waiting: reading none
+                    self._outbox.send(("turn", None))
+                    self._reading = None
                 try:
                     message = self._inbox.recv()
                 except EOFError:
@@ -95,6 +100,9 @@ class Worker:
         number = self._turns[0]
         job = self._jobs[number]
         self._turns.rotate(-1)
+        if number != self._reading:  # should this process die now, the pool knows which job
+            self._outbox.send(("turn", number))
+            self._reading = number
         try:
             batch = next(job.batches)
         except StopIteration:

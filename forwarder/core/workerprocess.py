@@ -64,6 +64,7 @@ class WorkerProcess:
         self.inbox = Connection(from_worker, writable=False)
         self.jobs: set[Any] = set()  # the pool's jobs running here
         self.given = 0  # jobs it was given, in all
+        self.reading: int | None = None  # the job it said it reads now (the pool's lock)
         self.alive = True
         self._messages: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self.write, name=f"worker-{number}-pipe", daemon=True)

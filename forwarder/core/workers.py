@@ -22,7 +22,7 @@ worker, costing nothing but an open file: it cannot hold a worker from other pip
 A worker that dies (killed, out of memory, a crash) is an error that says so: the job its
 pipeline was taking fails with ``WorkerDied`` (a ``BadFileError``: the object is read
 again from the last batch handed over, so nothing is skipped; a failed attempt at it
-counts only when the worker may have been reading it, i.e. had credit for it), jobs not
+counts only when the worker was reading it, as its last "turn" said), jobs not
 taken from yet start again on another worker, and a new worker is started when needed.
 ``close()`` (at exit, after the pipelines stopped) ends the workers: their pipes close
 and they exit; any still there after ``STOP_TIMEOUT_SECS`` are killed. Workers also exit
@@ -121,7 +121,6 @@ class WorkerPool:
             return
         assert process is not None
         job.state, job.process = RUNNING, process
-        self.taking(job)  # also when it starts again after a worker died
         job.outstanding = CREDIT
         process.jobs.add(job)
         process.given += 1
@@ -132,14 +131,15 @@ class WorkerPool:
         while self._queued and sum(len(p.jobs) for p in self._processes) < READ_AHEAD * self.size:
             self.start(self._queued[0])
 
-    def taking(self, job: Job) -> None:
-        """What *job* read ahead no longer counts as ahead (it is taken from, or over)."""
-        self._ahead -= job.ahead
-        job.ahead = 0
+    def taking(self, job: Job, size: int | None = None) -> None:
+        """*size* bytes of what *job* read ahead were taken (None: all of it, dropped)."""
+        size = job.ahead if size is None else min(size, job.ahead)
+        self._ahead -= size
+        job.ahead -= size
 
     def end(self, job: Job, message: str | None) -> None:
-        """*job* is over (a worker said so, or the pipeline closed it): free its place."""
-        self.taking(job)
+        """*job* is over (a worker said so, or the pipeline closed it): free its place (what
+        it made stays in ``items`` for the pipeline, counted until taken or dropped)."""
         if job.state == QUEUED:
             with contextlib.suppress(ValueError):
                 self._queued.remove(job)
@@ -178,8 +178,14 @@ class WorkerPool:
                     message = process.inbox.recv()
                     if message[0] == "batch":  # then its messages, as they are (unpacked when taken)
                         message = ("batch", message[1], (process.inbox.recv_bytes(), message[2]))
-                except (EOFError, OSError):
+                except Exception as exc:  # closed, or what cannot be read: it is ended either way
+                    if not isinstance(exc, (EOFError, OSError)):
+                        log.error("worker process %d: unreadable message: %r", process.number, exc)
                     self._died(process)
+                    continue
+                if message[0] == "turn":
+                    with self.lock:
+                        process.reading = message[1]
                     continue
                 try:
                     self._deliver(message)
@@ -233,6 +239,7 @@ class WorkerPool:
                 if job.taken == 0 and not job.restarted:
                     job.restarted = True  # nothing of it handed over yet: run it again elsewhere
                     job.items.clear()
+                    self.taking(job)
                     job.state, job.process = QUEUED, None
                     self._queued.appendleft(job)
                     continue
@@ -240,7 +247,7 @@ class WorkerPool:
                     WorkerDied(
                         f"{job.label}: the worker process reading it (pid {process.pid}) died ({how}); "
                         "it is read again from the last batch delivered",
-                        suspect=job.outstanding > 0,  # it may have been making a batch of it
+                        suspect=job.number == process.reading,  # it was reading this one
                     )
                 )
                 self.end(job, None)

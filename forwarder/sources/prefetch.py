@@ -4,13 +4,15 @@ A worker thread walks the source's pending objects in order and downloads them t
 temporary files, staying at most ``max_files`` files and ``max_bytes`` bytes ahead of the
 consumer (one file is always allowed, however big). The consumer gets them in order; a
 failed download is handed over in its place, and the worker stops there (no file is ever
-fetched past one that could not be downloaded, so order is kept) unless the file itself is
-bad (``BadFileError``: the consumer decides, the next files come meanwhile). With
+fetched past one that could not be downloaded, so order is kept) — with ``past_bad``, not
+even past one that is itself bad (``BadFileError``): the next files come while the
+consumer retries or quarantines it (past_bad is for ``on_bad_file: quarantine``: under
+``stop`` the pass ends on it, and what came after would be downloaded for nothing). With
 ``max_files == 0`` everything happens in the consumer's thread, one file at a time.
 
-Once ``stop`` is set, the consumer no longer waits for a download or a long poll: the
-iteration ends, ``close`` does not wait for the worker, and what the worker still
-downloads is removed as it arrives.
+Once ``stop`` is set, the consumer no longer waits for a download or a long poll (with
+``max_files > 0``): the iteration ends, ``close`` does not wait for the worker, and what
+the worker still downloads is removed as it arrives.
 
 ``opened``, when given, is called with each file as soon as it is downloaded (the
 pipeline starts reading it there, in a worker process); what it returns rides along as
@@ -76,9 +78,11 @@ class Prefetcher:
         max_bytes: int,
         opened: Callable[[LogObject, Path], Closing] | None = None,
         stop: threading.Event | None = None,
+        past_bad: bool = False,
     ) -> None:
         self._source = source
         self._stop = stop or threading.Event()
+        self._past_bad = past_bad
         self._opened = opened
         self._cursor = cursor
         self._max_files = max_files
@@ -143,7 +147,7 @@ class Prefetcher:
                     path = self._source.fetch(obj)
                 except Exception as exc:  # handed to the consumer in the file's place
                     yield Fetched(obj, None, exc)
-                    if isinstance(exc, BadFileError):
+                    if self._past_bad and isinstance(exc, BadFileError):
                         continue  # the file is bad, not the way to it: the next ones come
                     return
                 log.debug("downloaded %s", obj.key, extra={"key": obj.key})

@@ -86,6 +86,11 @@ class QueueSource(IntegrationSource):
             waiting = sorted(self._waiting, key=lambda o: self.identity(o) != current)
         yield from waiting
         while not self._closed and (messages := self.queue.receive()):
+            if self._closed:  # received while closing: nobody will renew them, so hand them back
+                self._hand_back(
+                    {m["MessageId"]: m["ReceiptHandle"] for m in messages}, "received while closing"
+                )
+                return
             # every message received is held (or deleted) before any object is handed out
             objects = [o for message in messages for o in self._admit(message, ledger)]
             if self.on_listing is not None:
@@ -194,11 +199,15 @@ class QueueSource(IntegrationSource):
         with self._lock:
             self._held, self._waiting = {}, []
         if receipts:
-            try:
-                self.queue.visibility(receipts, 0)
-                log.info("SQS: %d messages not done handed back to the queue", len(receipts))
-            except ForwarderError as exc:  # they come back when their visibility lapses
-                log.warning("SQS: %d messages not done could not be handed back: %s", len(receipts), exc)
+            self._hand_back(receipts, "not done")
+
+    def _hand_back(self, receipts: dict[str, str], which: str) -> None:
+        """Make the messages visible to other readers at once."""
+        try:
+            self.queue.visibility(receipts, 0)
+            log.info("SQS: %d messages %s handed back to the queue", len(receipts), which)
+        except ForwarderError as exc:  # they come back when their visibility lapses
+            log.warning("SQS: %d messages %s could not be handed back: %s", len(receipts), which, exc)
 
     # --- status and check ----------------------------------------------------------------
 

@@ -90,13 +90,16 @@ class Failing(Files):
 
 
 def test_the_files_after_a_bad_one_still_come_and_none_after_a_failed_download(tmp_path: Path) -> None:
-    """A bad file is handed over in its place and the walk goes on (the consumer decides what
-    to do with it); a download that failed ends the walk there, so nothing overtakes it."""
-    for error, expected in [
-        (BadFileError("k1: deleted after its notification was sent"), ["k0", "k1!", "k2"]),
-        (FetchError("k1: connection reset"), ["k0", "k1!"]),
+    """With past_bad (on_bad_file: quarantine), a bad file is handed over in its place and the
+    walk goes on; without, or after a download that failed, the walk ends there, so nothing
+    overtakes it (and nothing is downloaded for a pass that ends on the file)."""
+    bad = BadFileError("k1: deleted after its notification was sent")
+    for error, past_bad, expected in [
+        (bad, True, ["k0", "k1!", "k2"]),
+        (bad, False, ["k0", "k1!"]),
+        (FetchError("k1: connection reset"), True, ["k0", "k1!"]),
     ]:
-        prefetch = Prefetcher(Failing(tmp_path, error), {}, 2, 1 << 20)
+        prefetch = Prefetcher(Failing(tmp_path, error), {}, 2, 1 << 20, past_bad=past_bad)
         got = []
         for item in prefetch:
             assert item.obj is not None

@@ -269,3 +269,23 @@ def test_an_object_notified_twice_before_it_is_done_is_delivered_once(tmp_path: 
     world.run()
     assert world.events == [event("a.gz", 0), event("a.gz", 1)]
     assert world.ignored == ["duplicate"] and world.sqs.deleted == ["m2", "m1"]
+
+
+def test_messages_received_while_closing_are_handed_back_at_once(tmp_path: Path) -> None:
+    """A long poll that answers after the source was closed (a stop does not wait for it):
+    its messages are neither held nor renewed, but made visible to other readers at once."""
+    world = World(tmp_path)
+    world.put("a.gz", 1)
+    settings = world.config.pipeline().source
+    source = QueueSource(Bucket(world.s3, settings), settings, Queue(settings, lambda: world.sqs))
+    receive = world.sqs.receive_message
+
+    def closing_meanwhile(**args: Any) -> dict[str, Any]:
+        answer = receive(**args)
+        source.close()  # the pipeline stopped while the long poll waited
+        return answer
+
+    world.sqs.receive_message = closing_meanwhile  # type: ignore[method-assign]
+    assert list(source.pending(source.start())) == []
+    assert world.sqs.changes == [("m1", 0)]
+    assert world.sqs.deleted == []
