@@ -76,6 +76,19 @@ class World:
         return build_pipeline(config, stop=stop, source=source, transport=collector, observer=observer)
 
 
+def told(stopped: dict[str, str]) -> type[Observer]:
+    """An observer class (made per pipeline name) noting in *stopped* why each one stopped."""
+
+    class Told(Observer):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def stopped(self, reason: str) -> None:
+            stopped[self.name] = reason
+
+    return Told
+
+
 def wait_for(condition: Any, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -157,14 +170,7 @@ def test_a_pipeline_that_cannot_start_stops_alone(tmp_path: Path) -> None:
     (tmp_path / "beta" / "cp.json").write_text("{ torn")
     world = World(tmp_path)
     stopped: dict[str, str] = {}
-
-    class Told(Observer):
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def stopped(self, reason: str) -> None:
-            stopped[self.name] = reason
-
+    Told = told(stopped)
     runner = Runner(world.build, Told)
     runner.start(config(tmp_path, ["acme", "beta"]))
     wait_for(lambda: len(world.collectors.get("acme", Collector()).events) == 5)
@@ -186,13 +192,7 @@ def test_a_pipeline_that_stops_on_a_bug_says_so_to_its_observers(tmp_path: Path)
     and told to its observers (/readyz shows it), the others going on."""
     world = World(tmp_path)
     stopped: dict[str, str] = {}
-
-    class Told(Observer):
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def stopped(self, reason: str) -> None:
-            stopped[self.name] = reason
+    Told = told(stopped)
 
     class Buggy(Collector):
         def write(self, messages: list[bytes]) -> None:
