@@ -77,7 +77,7 @@ class WorkerDied(BadFileError):
 
     *suspect*: the worker was reading this object when it died, so the death counts as a
     failed attempt at it; objects the worker only held are read again without one (another
-    pipeline's file may have killed it), as are those no worker could be started for.
+    pipeline's file may have killed it), as are those of a pool closed while stopping.
     """
 
     def __init__(self, message: str, suspect: bool = True) -> None:

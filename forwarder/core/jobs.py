@@ -4,19 +4,25 @@ The pipeline iterates a ``Job`` as it would ``read_batches``: batches in order, 
 end, or the error that ended the reading (``BadFileError``, ``WorkerDied``, an error in
 the worker with its traceback). Taking a batch gives its worker credit for the next one
 (``CREDIT``); ``close()`` stops the reading and drops what is left. The pool fills
-``items`` from its pipes' thread; all state is guarded by the pool's lock.
+``items`` from its pipes' thread; all state is guarded by the pool's lock. A job no
+worker can be started for (``IN_THREAD``) is read by the thread that takes it, as with
+``workers: 1``.
 """
 
 from __future__ import annotations
 
 import collections
+import pickle
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
-from forwarder.core.reading import Batch
+from forwarder.core.reading import Batch, read_batches
 from forwarder.core.workerprocess import WorkerProcess
 
 QUEUED, RUNNING, ENDED = "queued", "running", "ended"
+IN_THREAD = "in thread"  # an item: read the object in the taker's thread from here on
 
 
 class Scheduler(Protocol):
@@ -62,11 +68,14 @@ class Job:
         self.ahead = 0  # bytes of the batches made before the pipeline took any, not taken yet
         self.restarted = False
         self.changed = threading.Condition(pool.lock)
+        self._here: Iterator[Batch] | None = None  # read in this thread (IN_THREAD)
 
     def __iter__(self) -> Job:
         return self
 
     def __next__(self) -> Batch:
+        if self._here is not None:
+            return next(self._here)
         pool = self._pool
         with pool.lock:
             while not self.items:
@@ -95,6 +104,10 @@ class Job:
             raise StopIteration
         if isinstance(item, BaseException):
             raise item
+        if item == IN_THREAD:  # nothing of it was made elsewhere: from its first record on
+            path, label, settings, encoder, first = pickle.loads(self.spec)
+            self._here = read_batches(Path(path), label, settings, encoder, first)
+            return next(self._here)
         return Batch.unpacked(*item)  # here, not under the lock, nor in the pipes' thread
 
     def close(self) -> None:
@@ -103,3 +116,6 @@ class Job:
             self._pool.taking(self)  # what it read ahead is dropped with it
             self._pool.end(self, None if self.state == ENDED else "cancel")
             self.items.clear()
+        close = getattr(self._here, "close", None)
+        if close is not None:
+            close()

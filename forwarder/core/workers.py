@@ -46,7 +46,7 @@ from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
-from forwarder.core.jobs import CREDIT, ENDED, QUEUED, READ_AHEAD, READ_AHEAD_BYTES, RUNNING, Job
+from forwarder.core.jobs import CREDIT, ENDED, IN_THREAD, QUEUED, READ_AHEAD, READ_AHEAD_BYTES, RUNNING, Job
 from forwarder.core.reading import ReadSettings
 from forwarder.core.workerprocess import STOP_TIMEOUT_SECS, WorkerProcess
 from forwarder.errors import BadFileError, WorkerDied
@@ -72,7 +72,7 @@ class WorkerPool:
         self._router = threading.Thread(target=self._route, name="worker-pipes", daemon=True)
         self._router.start()
         atexit.register(self.close)
-        with self.lock:
+        with self.lock, contextlib.suppress(OSError):  # else jobs start it, or read in thread
             # One now, importing while this process starts its pipelines (~0.15 s of a core);
             # the others when there is work for them, so that idle pipelines keep one.
             self._spawn()
@@ -113,10 +113,11 @@ class WorkerPool:
                 raise OSError("the worker pool is closed (the forwarder is stopping)")
             if process is None or (process.jobs and len(alive) < self.size):
                 process = self._spawn()
-        except OSError as exc:  # not the object's fault: no attempt at it counts
-            job.items.append(
-                WorkerDied(f"{job.label}: cannot start a worker process to read it: {exc}", False)
+        except OSError as exc:  # its pipeline reads it itself, as with workers: 1
+            log.warning(
+                "%s: cannot start a worker process (%s): read in its pipeline's thread", job.label, exc
             )
+            job.items.append(IN_THREAD)
             self.end(job, None)
             return
         assert process is not None

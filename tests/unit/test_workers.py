@@ -223,6 +223,37 @@ def test_a_worker_dying_counts_against_an_object_only_when_it_was_reading_it(
         pool.close()
 
 
+def test_an_object_no_worker_can_be_started_for_is_read_in_the_takers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When no worker process can be started (out of processes or memory), the object is
+    read by the thread that takes it, from its first record not handed over, as with
+    workers: 1: the same batches, a warning that says why, no error and no attempt."""
+    path = objects(tmp_path)[0]
+    pool = WorkerPool(1)
+    try:
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: pool._processes == [])
+
+        def cannot(number: int) -> Any:
+            raise OSError(11, "Resource temporarily unavailable")
+
+        monkeypatch.setattr(workers, "WorkerProcess", cannot)
+        with caplog.at_level(logging.WARNING):
+            whole = pool.open(path, str(path), settings(), encoder(), 0)
+            assert taken(whole) == in_process(path, settings())
+            later = pool.open(path, str(path), settings(), encoder(), 8)
+            assert taken(later) == in_process(path, settings(), first=8)
+        assert (
+            f"{path}: cannot start a worker process ([Errno 11] Resource temporarily unavailable)"
+            in caplog.text
+        )
+        assert pool.pids() == []
+    finally:
+        pool.close()
+
+
 def test_a_stalled_job_makes_a_bounded_few_batches_and_holds_no_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
