@@ -245,14 +245,7 @@ def part_relp_link(
 
             cases[f"{name} {delay:g} ms"] = case
     times = median_cases(args.repeats, cases)
-    rows = []
-    for name in runners:
-        base = times[f"{name} 0 ms"]
-        for delay in (0.0, LONG_LINK_MS):
-            secs = times[f"{name} {delay:g} ms"]
-            case = f"relp, {2 * delay:g} ms round trip"
-            rows.append(row("2. relp, long link", name, case, args.events, secs, base, "0 ms"))
-    return rows
+    return delay_rows("2. relp, long link", "relp", runners, times, args.events)
 
 
 def part_tcp_link(
@@ -296,13 +289,21 @@ def part_tcp_link(
 
                 cases[f"{name} {delay:g} ms"] = case
         times = median_cases(args.repeats, cases)
+    return delay_rows("3. tcp, long link", "tcp", runners, times, args.link_events)
+
+
+def delay_rows(
+    part: str, protocol: str, runners: Any, times: dict[str, float], events: int
+) -> list[dict[str, Any]]:
+    """The rows of a long-link part: each forwarder at each delay, against its own 0 ms."""
     rows = []
     for name in runners:
         base = times[f"{name} 0 ms"]
         for delay in (0.0, LONG_LINK_MS):
             secs = times[f"{name} {delay:g} ms"]
-            case_name = f"tcp, {2 * delay:g} ms round trip"
-            rows.append(row("3. tcp, long link", name, case_name, args.link_events, secs, base, "0 ms"))
+            rows.append(
+                row(part, name, f"{protocol}, {2 * delay:g} ms round trip", events, secs, base, "0 ms")
+            )
     return rows
 
 

@@ -22,7 +22,8 @@ from tests.support.backlog import (
     bodies,
     forwarder,
     plain_backlog,
-    wait_until,
+    status_of,
+    wait_holding,
     write_config,
 )
 
@@ -31,12 +32,6 @@ pytestmark = pytest.mark.integration
 SEQUENCES = [7000, 7001, 7002, 7003, 7004]
 BAD = 7002
 EVENTS = 300  # per file
-
-
-def _status(config: Path) -> dict[str, Any]:
-    result = forwarder("status", "--config", str(config), "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def _without_bad(events: list[bytes]) -> list[bytes]:
@@ -73,7 +68,7 @@ def _quarantined_among(s3: Any, collector: Any, tmp_path: Path, suffix: str, fil
     assert result.returncode == 0, result.stderr
     expected = [line for sequence in SEQUENCES if sequence != BAD for line in _lines(sequence)]
     assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(expected))) == expected
-    [entry] = _status(config)["quarantined"]
+    [entry] = status_of(config)["quarantined"]
     assert entry["key"] == f"{PREFIX}CATO{BAD:020d}.{suffix}"
     assert _dead_lettered(tmp_path) == []
     return str(entry["reason"])
@@ -98,14 +93,10 @@ def test_random_bytes_at_a_zip_key_are_held_under_stop_until_replaced(
     )
     process = background("run", "--config", str(config))
 
-    def holding() -> bool:
-        error = _status(config)["last_error"] or {}
-        return "on_bad_file: stop holds the position" in error.get("message", "")
-
-    wait_until(holding, "the forwarder to say it holds the position")
+    wait_holding(config)
     # 7000 and 7001 only: 7003 and 7004 did not overtake 7002
     assert bodies(rsyslog.wait_for(2 * EVENTS)) == backlog.events[: 2 * EVENTS]
-    status = _status(config)
+    status = status_of(config)
     assert status["position"]["sequence"] == 7001 and status["position"]["complete"]
     assert status["stuck_on"]["key"] == key
     assert status["stuck_on"]["reason"].startswith(f"s3://{BUCKET}/{key}: not a zip archive (starts with ")
@@ -116,7 +107,7 @@ def test_random_bytes_at_a_zip_key_are_held_under_stop_until_replaced(
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
-    status = _status(config)
+    status = status_of(config)
     assert status["stuck_on"] is None and status["position"]["sequence"] == 7004
     assert _dead_lettered(tmp_path) == []
 
@@ -151,7 +142,7 @@ def test_a_bad_zip_is_quarantined_with_its_reason_and_never_dead_lettered(
     assert result.returncode == 0, result.stderr
     expected = _without_bad(backlog.events)
     assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(expected))) == expected
-    [entry] = _status(config)["quarantined"]
+    [entry] = status_of(config)["quarantined"]
     assert entry["key"] == key and entry["reason"].startswith(f"s3://{BUCKET}/{key}: {reason}")
     text = forwarder("status", "--config", str(config))
     assert text.returncode == 0, text.stderr

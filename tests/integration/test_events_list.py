@@ -16,16 +16,10 @@ import pytest
 
 from forwarder.formats import cef
 from forwarder.formats.catofields import cef_from_json
-from tests.support.backlog import bodies, forwarder, wait_until
+from tests.support.backlog import bodies, forwarder, status_of, wait_until
 from tests.support.pushed import BUCKET, PREFIX, put_object, uuid_key, write_events_config
 
 pytestmark = pytest.mark.integration
-
-
-def _status(config: Path) -> dict[str, Any]:
-    result = forwarder("status", "--config", str(config), "--json")
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
 
 
 def test_uuid_keys_go_out_oldest_first_and_a_late_object_with_an_earlier_key_arrives_once(
@@ -55,7 +49,7 @@ def test_uuid_keys_go_out_oldest_first_and_a_late_object_with_an_earlier_key_arr
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     assert bodies(rsyslog.assert_quiet(len(expected))) == expected
-    done = _status(config)["position"]["ledger"]["done"]
+    done = status_of(config)["position"]["ledger"]["done"]
     assert sorted(done) == sorted(k[len(PREFIX) :] for k in [*keys, late])
     text = forwarder("status", "--config", str(config)).stdout
     assert f"position:     last done s3://{BUCKET}/{late}; ledger: 6 objects done since " in text
@@ -122,7 +116,7 @@ def test_a_gz_that_is_plain_text_is_read_and_a_corrupt_gzip_is_quarantined(
     # the damaged object's batch never completes: none of it goes out (batch.max_events 1000)
     assert bodies(rsyslog.assert_quiet(15, settle=0.3)) == first + plain + last
     assert len(broken) == 500
-    quarantined = _status(config)["quarantined"]
+    quarantined = status_of(config)["quarantined"]
     assert [q["key"] for q in quarantined] == [uuid_key(3)]
     assert "Compressed file ended" in quarantined[0]["reason"] or "gzip" in quarantined[0]["reason"]
 

@@ -21,6 +21,8 @@ from tests.support.backlog import (
     forwarder,
     forwarder_env,
     plain_backlog,
+    status_of,
+    wait_holding,
     wait_until,
     write_config,
 )
@@ -29,12 +31,6 @@ from tests.support.s3proxy import S3Proxy
 pytestmark = pytest.mark.integration
 
 EVENTS = 20  # per file
-
-
-def _status(config: Path) -> dict[str, Any]:
-    result = forwarder("status", "--config", str(config), "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def _log(stderr: str) -> list[dict[str, Any]]:
@@ -135,9 +131,9 @@ def test_retention_gap_is_reported_once_and_the_rest_flows(
     assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(expected))) == expected
     warnings = [line["message"] for line in _log(result.stderr) if line["level"] == "WARNING"]
     assert len(warnings) == 1 and warnings[0].startswith("GAP: files 7004-7006 missing")
-    assert [(g["first"], g["last"]) for g in _status(config)["gaps"]] == [(7004, 7006)]
+    assert [(g["first"], g["last"]) for g in status_of(config)["gaps"]] == [(7004, 7006)]
     assert forwarder("run", "--config", str(config), "--once").returncode == 0  # reported once, not again
-    assert len(_status(config)["gaps"]) == 1
+    assert len(status_of(config)["gaps"]) == 1
 
 
 # --- bad files -------------------------------------------------------------------------
@@ -171,7 +167,7 @@ def test_corrupt_zip_is_quarantined_and_the_rest_delivered(s3: Any, collector: A
         (False, True, False),
         (False, False, True),
     ]
-    quarantined = _status(config)["quarantined"]
+    quarantined = status_of(config)["quarantined"]
     assert [q["key"] for q in quarantined] == [backlog.keys[1]]
     assert "damaged" in quarantined[0]["reason"] or "zip" in quarantined[0]["reason"]
     lines = (tmp_path / "state" / "quarantine.jsonl").read_text().splitlines()
@@ -200,7 +196,7 @@ def test_wrong_password_file_is_quarantined_with_its_reason(s3: Any, collector: 
     assert forwarder("run", "--config", str(config), "--once").returncode == 0
     good = backlog.events[:EVENTS] + backlog.events[2 * EVENTS :]
     assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(good))) == good
-    assert "password" in _status(config)["quarantined"][0]["reason"]
+    assert "password" in status_of(config)["quarantined"][0]["reason"]
 
 
 def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
@@ -219,13 +215,9 @@ def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
     )
     process = background("run", "--config", str(config))
 
-    def holding() -> bool:
-        error = _status(config)["last_error"] or {}
-        return "on_bad_file: stop holds the position" in error.get("message", "")
-
-    wait_until(holding, "the forwarder to say it holds the position")
+    wait_holding(config)
     assert len(rsyslog.messages()) == EVENTS  # file 1 only: nothing overtook file 2
-    status = _status(config)
+    status = status_of(config)
     assert status["stuck_on"]["key"] == backlog.keys[1] and status["position"]["sequence"] == 1
     assert "on_bad_file: stop holds the position" in status["last_error"]["message"]
     client.put_object(Bucket=BUCKET, Key=backlog.keys[1], Body=good)
@@ -233,7 +225,7 @@ def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
     assert bodies(rsyslog.assert_quiet(settle=0.3, count=len(backlog.events))) == backlog.events
-    assert _status(config)["stuck_on"] is None
+    assert status_of(config)["stuck_on"] is None
 
 
 # --- credentials -----------------------------------------------------------------------

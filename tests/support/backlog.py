@@ -91,17 +91,26 @@ def plain_backlog(client: Any, sequences: list[int], events: int, prefix: str = 
 
 def write_config(path: Path, endpoint: str, output: dict[str, Any], **sections: Any) -> Path:
     """A forwarder config file for the test bucket; *sections* override or add sections."""
+    source = {
+        "bucket": BUCKET,
+        "prefix": PREFIX,
+        "endpoint_url": endpoint,
+        "access_key_id": "testing",
+        "secret_access_key": "testing",
+        "zip_password": PASSWORD,
+        "poll_interval_secs": 0.5,
+        "bad_file_retry_secs": 0.05,
+    }
+    return write_test_config(path, source, output, sections)
+
+
+def write_test_config(
+    path: Path, source: dict[str, Any], output: dict[str, Any], sections: dict[str, Any]
+) -> Path:
+    """*source* and *output* with the tests' output, checkpoint and log settings, then
+    *sections* merged in section by section, written to *path* (mode 0600)."""
     config: dict[str, Any] = {
-        "source": {
-            "bucket": BUCKET,
-            "prefix": PREFIX,
-            "endpoint_url": endpoint,
-            "access_key_id": "testing",
-            "secret_access_key": "testing",
-            "zip_password": PASSWORD,
-            "poll_interval_secs": 0.5,
-            "bad_file_retry_secs": 0.05,
-        },
+        "source": source,
         "output": {
             "app_name": "cato",
             "hostname": "fwd-test",
@@ -189,6 +198,23 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) ->
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_of(config: Path) -> dict[str, Any]:
+    """``forwarder status --json`` of the (one-pipeline) *config*."""
+    result = forwarder("status", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def wait_holding(config: Path) -> None:
+    """Wait until the forwarder of *config* says on_bad_file: stop holds it on a bad file."""
+
+    def holding() -> bool:
+        error = status_of(config)["last_error"] or {}
+        return "on_bad_file: stop holds the position" in error.get("message", "")
+
+    wait_until(holding, "the forwarder to say it holds the position")
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 
+from tests.support.backlog import write_test_config
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 BUCKET = "cato-events"
@@ -130,29 +130,14 @@ class Notifications:
 def write_events_config(path: Path, endpoint: str, output: dict[str, Any], **sections: Any) -> Path:
     """A forwarder config for kind events_integration on the test bucket; *sections* override
     or add keys section by section (``source={"discovery": "sqs", ...}``)."""
-    config: dict[str, Any] = {
-        "source": {
-            "kind": "events_integration",
-            "bucket": BUCKET,
-            "prefix": PREFIX,
-            "endpoint_url": endpoint,
-            "access_key_id": ACCESS_KEY,
-            "secret_access_key": SECRET_KEY,
-            "poll_interval_secs": 0.3,
-            "bad_file_retry_secs": 0.05,
-        },
-        "output": {
-            "app_name": "cato",
-            "hostname": "fwd-test",
-            "retry_initial_secs": 0.1,
-            "retry_max_secs": 0.5,
-            **output,
-        },
-        "checkpoint": {"path": str(path.parent / "state" / "checkpoint.json")},
-        "log": {"format": "json"},
+    source = {
+        "kind": "events_integration",
+        "bucket": BUCKET,
+        "prefix": PREFIX,
+        "endpoint_url": endpoint,
+        "access_key_id": ACCESS_KEY,
+        "secret_access_key": SECRET_KEY,
+        "poll_interval_secs": 0.3,
+        "bad_file_retry_secs": 0.05,
     }
-    for name, values in sections.items():
-        config[name] = {**config.get(name, {}), **values}
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    path.chmod(0o600)
-    return path
+    return write_test_config(path, source, output, sections)
