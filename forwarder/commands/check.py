@@ -17,13 +17,13 @@ from typing import IO
 
 import yaml
 
-from forwarder.commands.common import EXIT_INCOMPLETE, EXIT_OK, chosen, load
+from forwarder.commands.common import EXIT_INCOMPLETE, EXIT_OK, checkpoint_to_read, chosen, load
 from forwarder.compose import build_fleet_view, build_source, build_transport
 from forwarder.config import Config, PipelineConfig, redacted, secret_values
 from forwarder.config.checks import state_files
 from forwarder.coordination.objects import verify_conditions
 from forwarder.coordination.view import FleetView
-from forwarder.core.checkpoint import Checkpoint, CheckpointStore
+from forwarder.core.checkpoint import Checkpoint, CheckpointStore, Position
 from forwarder.core.deadletter import summary
 from forwarder.errors import ForwarderError
 from forwarder.observe.logs import mask
@@ -56,11 +56,11 @@ def _dead_letters(path: Path) -> tuple[bool, str]:
     return True, f"{path}: none yet"
 
 
-def _checkpoint(store: Checkpoint, source: Source, start: object) -> tuple[bool, str]:
-    try:
-        position = store.load()
-    except ForwarderError as exc:
-        return False, str(exc)
+def _checkpoint(
+    store: Checkpoint, source: Source, start: object, position: Position | None, error: ForwarderError | None
+) -> tuple[bool, str]:
+    if error is not None:
+        return False, str(error)
     if isinstance(store, CheckpointStore):
         directory = store.path.parent
         if directory.exists() and not os.access(directory, os.W_OK):
@@ -84,20 +84,16 @@ def check_pipeline(
     fleet: FleetView | None = None,
 ) -> None:
     """One line per part of pipeline *config*: source, checkpoint, dead letters, collector
-    (in a *fleet*: its lease's holder too)."""
+    (in a *fleet*: read from S3)."""
     source = build_source(config)
-    store: Checkpoint = (
-        CheckpointStore(state_files(config)["checkpoint.path"], source.id)
-        if fleet is None
-        else fleet.checkpoint(config.name, source.id)
-    )
+    store = checkpoint_to_read(config, source.id, fleet)
     try:
-        position = store.load()
-    except ForwarderError:
-        position = None  # the checkpoint line says why
+        position, error = store.load(), None
+    except ForwarderError as exc:
+        position, error = None, exc  # the checkpoint line says why
     passed, detail = source.check(position.cursor if position else None)
     report(passed, prefix + ("bucket" if hasattr(config.source, "bucket") else "api"), detail)
-    passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""))
+    passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""), position, error)
     report(passed, f"{prefix}checkpoint", detail)
     if fleet is None:
         passed, detail = _dead_letters(state_files(config)["parser.dead_letter_path"])

@@ -6,6 +6,9 @@ import argparse
 import logging
 
 from forwarder.config import Config, PipelineConfig, exposed_secrets_warning, load_config, secret_values
+from forwarder.config.checks import state_files
+from forwarder.coordination.view import FleetView
+from forwarder.core.checkpoint import Checkpoint, CheckpointStore
 from forwarder.errors import ConfigError
 from forwarder.observe.logs import setup_logging
 
@@ -37,3 +40,10 @@ def chosen(config: Config, args: argparse.Namespace) -> tuple[PipelineConfig, ..
     """The pipelines ``--pipeline NAME`` picks: that one, or all."""
     name = getattr(args, "pipeline", None)
     return (config.pipeline(name),) if name else config.pipelines
+
+
+def checkpoint_to_read(config: PipelineConfig, source_id: str, fleet: FleetView | None) -> Checkpoint:
+    """A pipeline's checkpoint, to read (``status``, ``check``): its local file, or in S3."""
+    if fleet is None:
+        return CheckpointStore(state_files(config)["checkpoint.path"], source_id)
+    return fleet.checkpoint(config.name, source_id)

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import IO, Any
 
-from forwarder.commands.common import EXIT_OK, chosen, load
+from forwarder.commands.common import EXIT_OK, checkpoint_to_read, chosen, load
 from forwarder.compose import build_fleet_view, build_source
 from forwarder.config import PipelineConfig
 from forwarder.config.checks import state_files
 from forwarder.coordination.view import FleetView
-from forwarder.core.checkpoint import Checkpoint, CheckpointStore
 from forwarder.core.deadletter import summary
 from forwarder.errors import ForwarderError
 from forwarder.sources.base import Source
@@ -30,11 +29,7 @@ from forwarder.sources.base import Source
 def gather_status(config: PipelineConfig, source: Source, fleet: FleetView | None = None) -> dict[str, Any]:
     """Everything ``status`` shows of one pipeline, as plain data (*fleet*: its state in S3)."""
     files = state_files(config)
-    store: Checkpoint = (
-        CheckpointStore(files["checkpoint.path"], source.id)
-        if fleet is None
-        else fleet.checkpoint(config.name, source.id)
-    )
+    store = checkpoint_to_read(config, source.id, fleet)
     position = store.load()
     result: dict[str, Any] = {
         "pipeline": config.name,
@@ -124,7 +119,7 @@ def _text(config: PipelineConfig, status: dict[str, Any]) -> list[tuple[str, str
                       f"{stuck['since']}: {stuck['reason']}"))  # fmt: skip
     letters = status["dead_letters"]
     text = f"{letters['records']} records in {letters['path']}"
-    if letters["path"].startswith("s3://"):
+    if "owner" in status:  # in a fleet: objects under an S3 prefix
         text = f"{letters['records']} records in objects under {letters['path']}"
     if letters.get("error"):
         text = f"{letters['path']} cannot be read ({letters['error']})"

@@ -79,10 +79,10 @@ def next_step(policy: BadFilePolicy, failure: Failure, exc: BadFileError, stop: 
     )
 
 
-def spare(policy: BadFilePolicy, exc: BadFileError, key: str, stop: threading.Event) -> bool:
+def spare(policy: BadFilePolicy, exc: BadFileError, key: str, stop: threading.Event) -> None:
     """After a read that failed through no fault of the object (``WorkerDied`` not suspect:
-    its worker died holding it): no attempt counts; True once the wait is over, Stopped
-    when a stop comes during it."""
+    its worker died holding it): no attempt counts; the usual wait, Stopped when a stop
+    comes during it."""
     log.warning(
         "%s (not counted as a failed attempt at it; trying again in %gs)",
         exc,
@@ -91,4 +91,3 @@ def spare(policy: BadFilePolicy, exc: BadFileError, key: str, stop: threading.Ev
     )
     if stop.wait(policy.retry_secs):
         raise Stopped()
-    return True

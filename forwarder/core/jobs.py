@@ -12,13 +12,11 @@ worker can be started for (``IN_THREAD``) is read by the thread that takes it, a
 from __future__ import annotations
 
 import collections
-import pickle
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
-from forwarder.core.reading import Batch, read_batches
+from forwarder.core.reading import Batch, read_spec
 from forwarder.core.workerprocess import WorkerProcess
 
 QUEUED, RUNNING, ENDED = "queued", "running", "ended"
@@ -105,8 +103,7 @@ class Job:
         if isinstance(item, BaseException):
             raise item
         if item == IN_THREAD:  # nothing of it was made elsewhere: from its first record on
-            path, label, settings, encoder, first = pickle.loads(self.spec)
-            self._here = read_batches(Path(path), label, settings, encoder, first)
+            self._here = read_spec(self.spec)
             return next(self._here)
         return Batch.unpacked(*item)  # here, not under the lock, nor in the pipes' thread
 

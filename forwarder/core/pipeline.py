@@ -250,7 +250,8 @@ class Pipeline:
         """Count a failed read of *obj*: True to read it again, False when it was quarantined;
         Stopped when a stop comes during the wait."""
         if isinstance(exc, WorkerDied) and not exc.suspect:  # another file may have killed it
-            return spare(self._settings.bad_files, exc, obj.key, self.stop)
+            spare(self._settings.bad_files, exc, obj.key, self.stop)
+            return True
         failure = self.store.record_failure(obj.key, str(exc))
         self._at.save(self.position)
         self.observer.bad_file(failure)

@@ -20,8 +20,9 @@ BadFileError at the same place, and stop reading at ``close()``.
 from __future__ import annotations
 
 import itertools
+import pickle
 from array import array
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -209,3 +210,12 @@ def _fitted(
         events += 1 if pieces else 0
         notes.append(Note(_DONE[settings.oversize], record, "", len(message), pieces))
     return fitted, events
+
+
+def read_spec(
+    spec: bytes, encoder_of: Callable[[EventEncoder], EventEncoder] = lambda encoder: encoder
+) -> Generator[Batch, None, None]:
+    """``read_batches`` of a worker pool job's spec: pickled (path, label, settings, encoder,
+    first record); *encoder_of* may give an equal encoder kept from before instead."""
+    path, label, settings, encoder, first = pickle.loads(spec)
+    return read_batches(Path(path), label, settings, encoder_of(encoder), first)

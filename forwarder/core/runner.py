@@ -58,7 +58,7 @@ class Runner:
         self._once = once
         self._lock = threading.Lock()
         self.workers: dict[str, Worker] = {}
-        self.finished: list[Worker] = []  # stopped for good: by a reload, or on an error
+        self._seen: set[str] = set()  # the names of pipelines started, ever (to log "added")
         # What finished pipelines did; their objects (clients, buffers) are let go, since a
         # fleet's pipelines may come and go for months.
         self._finished_stats = RunStats()
@@ -71,6 +71,7 @@ class Runner:
     def _start(self, config: PipelineConfig) -> None:
         # The observers first, here: /readyz knows the pipeline before its thread runs.
         worker = Worker(config, observer=self._observers(config.name))
+        self._seen.add(config.name)
         # daemon: a second Ctrl-C ends the process even while a pipeline waits on its collector
         worker.thread = threading.Thread(
             target=self._run, args=(worker,), name=f"pipeline:{config.name}", daemon=True
@@ -161,11 +162,10 @@ class Runner:
             if worker.pipeline is not None:
                 _add(self._finished_stats, worker.pipeline.stats)
                 worker.pipeline = None
-            self.finished.append(worker)
             log.info("%s: pipeline %s %s", reason, name, "restarting" if name in wanted else "removed")
         for name, pipeline in wanted.items():
             if name not in self.workers:
-                if not any(w.config.name == name for w in self.finished):
+                if name not in self._seen:
                     log.info("%s: pipeline %s added", reason, name)
                 self._start(pipeline)
 

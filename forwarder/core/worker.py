@@ -26,7 +26,6 @@ are ignored: the main process decides when workers stop, after its pipelines hav
 from __future__ import annotations
 
 import contextlib
-import pickle
 import signal
 import sys
 import traceback
@@ -34,10 +33,9 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from forwarder.core.reading import Batch, read_batches
+from forwarder.core.reading import Batch, read_spec
 from forwarder.errors import BadFileError
 from forwarder.formats.cache import remember
 from forwarder.formats.encoder import EventEncoder
@@ -80,18 +78,18 @@ class Worker:
     def _take(self, message: tuple[Any, ...]) -> None:
         kind, number = message[0], message[1]
         if kind == "job":
-            path, label, settings, encoder, first = pickle.loads(message[2])
-            credit = message[3]
-            encoder = self._encoders.get(encoder.settings) or remember(
-                self._encoders, encoder.settings, encoder, ENCODERS
-            )
-            batches = read_batches(Path(path), label, settings, encoder, first)
-            self._jobs[number] = _Job(batches, credit)
+            self._jobs[number] = _Job(read_spec(message[2], self._encoder), message[3])
             self._turns.append(number)
         elif kind == "credit" and number in self._jobs:
             self._jobs[number].credit += message[2]
         elif kind == "cancel" and number in self._jobs:
             self._end(number)
+
+    def _encoder(self, encoder: EventEncoder) -> EventEncoder:
+        """The encoder kept for *encoder*'s settings (its tables built once), else *encoder*."""
+        return self._encoders.get(encoder.settings) or remember(
+            self._encoders, encoder.settings, encoder, ENCODERS
+        )
 
     def _turn(self) -> None:
         """One batch of the next job that has credit."""

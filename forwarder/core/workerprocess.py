@@ -84,14 +84,18 @@ class WorkerProcess:
         finally:
             self.outbox.close()
 
+    def reap(self, timeout: float) -> int:
+        """Wait for the process to exit, killing it after *timeout* seconds; its exit code."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
     def ended(self) -> str:
         """How the process ended, in words (it has closed its pipe: it is exiting; one that
         is not after a second is killed, so that the pool's pipe reader waits no longer)."""
-        try:
-            code = self.popen.wait(DIED_TIMEOUT_SECS)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            code = self.popen.wait()
+        code = self.reap(DIED_TIMEOUT_SECS)
         if code < 0:
             return f"killed by signal {-code} ({signal.Signals(-code).name})"
         return f"exit code {code}"

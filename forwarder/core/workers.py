@@ -39,7 +39,6 @@ import collections
 import contextlib
 import logging
 import os
-import subprocess
 import threading
 from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
@@ -268,11 +267,7 @@ class WorkerPool:
         for process in processes:
             process.post(None)
         for process in processes:
-            try:
-                process.popen.wait(STOP_TIMEOUT_SECS)
-            except subprocess.TimeoutExpired:
-                process.popen.kill()
-                process.popen.wait()
+            process.reap(STOP_TIMEOUT_SECS)
         with self.lock:
             for process in processes:
                 process.alive = False
