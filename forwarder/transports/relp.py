@@ -132,7 +132,7 @@ class RelpTransport:
                     self._answers(reader.take())  # blocks up to ack_timeout_secs
                     continue
                 if self._txnr >= TXNR_MAX:
-                    self._txnr = 0  # TXNR wraps to 1
+                    self._txnr = 0  # TXNR wraps to 1 (after TXNR_MAX itself)
                 chunk = messages[index : index + min(room, TXNR_MAX - self._txnr)]
                 first = self._txnr + 1
                 for offset in range(len(chunk)):
@@ -211,7 +211,7 @@ class RelpTransport:
             return
         with contextlib.suppress(OSError, ssl.SSLError):
             sock.settimeout(2.0)
-            txnr = 1 if self._txnr + 1 >= TXNR_MAX else self._txnr + 1
+            txnr = 1 if self._txnr >= TXNR_MAX else self._txnr + 1  # as write() wraps
             sock.sendall(frame(txnr, b"close"))
             while reader.read()[0] != txnr:
                 pass

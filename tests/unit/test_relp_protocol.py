@@ -10,7 +10,7 @@ import pytest
 
 from forwarder.errors import SendError
 from forwarder.transports.relp import RelpTransport
-from forwarder.transports.relpwire import FrameReader, frame
+from forwarder.transports.relpwire import TXNR_MAX, FrameReader, frame
 from tests.support.sending import send_and_wait
 
 
@@ -51,6 +51,7 @@ class FakeRelpServer:
         self.received: list[bytes] = []
         self.drop_after = drop_after
         self.refuse = refuse
+        self.txnrs: list[int] = []  # of every syslog and close frame, in order
         threading.Thread(target=self._serve, daemon=True).start()
 
     @property
@@ -68,6 +69,8 @@ class FakeRelpServer:
                 try:
                     while True:
                         txnr, command, data = reader.read()
+                        if command != b"open":
+                            self.txnrs.append(txnr)
                         if command == b"open":
                             conn.sendall(frame(txnr, b"rsp", b"200 OK\n" + data))
                         elif command == b"close":
@@ -132,5 +135,27 @@ def test_a_refused_message_is_a_failed_send_and_goes_again_with_what_follows() -
         transport.close()
         assert server.received[:4] == messages[:4]
         assert server.received[4:].count(b"m4") == 1 and server.received[-4:] == messages[4:]
+    finally:
+        server.listener.close()
+
+
+def test_txnr_wraps_after_its_maximum_in_messages_and_in_close() -> None:
+    """TXNR runs up to 999,999,999 inclusive, then 1 (librelp's rule), for the messages and
+    for the close that follows them: every frame answered, the session closed."""
+    server = FakeRelpServer()
+    try:
+        transport = RelpTransport(
+            lambda: socket.create_connection(("127.0.0.1", server.port)), "relp://t", 5.0
+        )
+        send_and_wait(transport, [b"first"])  # opens the session (txnr 1 is open)
+        transport._txnr = TXNR_MAX - 2
+        send_and_wait(transport, [b"a", b"b"])  # TXNR_MAX - 1 and TXNR_MAX
+        transport.close()  # its close is 1: answered, so close returns at once
+        send_and_wait(transport, [b"c"])
+        transport._txnr = TXNR_MAX - 2
+        send_and_wait(transport, [b"d"])  # TXNR_MAX - 1: the close after it is TXNR_MAX
+        transport.close()
+        assert server.received == [b"first", b"a", b"b", b"c", b"d"]
+        assert server.txnrs[-6:] == [TXNR_MAX - 1, TXNR_MAX, 1, 2, TXNR_MAX - 1, TXNR_MAX]
     finally:
         server.listener.close()
