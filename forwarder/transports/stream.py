@@ -107,7 +107,6 @@ class StreamTransport:
         self.label = label
         self._ack_timeout = ack_timeout_secs
         self._sock: socket.socket | None = None
-        self._handed = 0  # bytes handed to TCP on this connection, as handed_to_tcp counts
         self._ends: deque[int] = deque()  # where each batch in flight ends, oldest first
         self._held = Held()  # for the next acknowledged()
         self._acked = 0  # bytes acknowledged, as handed_to_tcp counts, when last looked
@@ -118,7 +117,7 @@ class StreamTransport:
             try:
                 sock = self._connect()
                 sock.settimeout(self._ack_timeout)  # a write blocked this long: the collector stalls
-                self._handed = self._acked = handed_to_tcp(sock)
+                self._acked = handed_to_tcp(sock)
             except (OSError, ssl.SSLError) as exc:
                 raise connect_error(self.label, exc) from exc
             self._sock = sock
@@ -148,13 +147,13 @@ class StreamTransport:
             return
         try:
             sock.sendall(self._frames(messages))
-            self._handed = handed_to_tcp(sock)
+            handed = handed_to_tcp(sock)
         except (OSError, ssl.SSLError) as exc:
             self._fail(exc)
             return
         if not self._ends:
             self._progress_at = time.monotonic()
-        self._ends.append(self._handed)
+        self._ends.append(handed)
 
     def acknowledged(self, wait_secs: float) -> int:
         deadline = time.monotonic() + wait_secs
@@ -177,7 +176,7 @@ class StreamTransport:
         if sock is None or not self._ends:
             return
         try:
-            acked = self._handed - unacked_bytes(sock)
+            acked = self._ends[-1] - unacked_bytes(sock)  # the last end is what was handed over
             ends, count = self._ends, 0
             while ends and ends[0] <= acked:
                 ends.popleft()
