@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 from forwarder.config import FACILITIES, OutputConfig, ParserConfig
 from forwarder.formats import catofields, cef, times
 from forwarder.formats.cache import remember
-from forwarder.formats.converting import Converter, invalid_utf8
+from forwarder.formats.converting import Converter, checked_text
 from forwarder.formats.jsonevents import raw_member
 from forwarder.formats.records import Record
 from forwarder.formats.severity import COMMON_FIELDS, SEVERITY_NOTICE, field_severity, syslog_severity
@@ -156,13 +156,7 @@ class EventEncoder:
                 return [r.text for r in records]
             for record in records:
                 text = record.text
-                if not text.isascii():
-                    try:
-                        text.decode()
-                    except UnicodeDecodeError as exc:
-                        append(invalid_utf8(record, exc, policy, rejected, repaired))
-                        continue
-                append(text)
+                append(text if text.isascii() else checked_text(record, policy, rejected, repaired))
             return messages
         event_time = self._event_time
         rt, json_stamp, field_pri = self._stamper.rt, self._stamper.json, self._field_pri.get
@@ -171,14 +165,11 @@ class EventEncoder:
         for record in records:
             text = record.text
             if check_utf8 and not text.isascii():
-                try:
-                    text.decode()
-                except UnicodeDecodeError as exc:
-                    checked = invalid_utf8(record, exc, policy, rejected, repaired)
-                    if checked is None:
-                        append(None)
-                        continue
-                    text = checked
+                checked = checked_text(record, policy, rejected, repaired)
+                if checked is None:
+                    append(None)
+                    continue
+                text = checked
             if record.kind != "cef":
                 # JSON: "time": <13 digits> and no "severity" take a path like CEF's below.
                 at = text.find(b'"time":') if event_time else -1

@@ -137,20 +137,9 @@ class JsonRenderer:
             shape = self._shape(event, key, ["rt"] if name else [], skip)
         values = ((moment,) if name else ()) + shape.pick(list(event.values()))
         if plain or _PLAIN.issuperset(map(type, values)):
-            marked = shape.template % values
-            if plain or marked.count(_MARK) == shape.marks:  # no value holds NUL
-                if "\\" in marked or "=" in marked or "\r" in marked or "\n" in marked:
-                    marked = cef.escape_value(marked)
-                return head + marked.replace(_MARK, "=")
-        texts = self._texts(values)
-        if texts is None:
-            return None
-        marked = shape.template % tuple(texts)  # typed values (arrays, booleans) as text: as above
-        if marked.count(_MARK) == shape.marks:
-            if "\\" in marked or "=" in marked or "\r" in marked or "\n" in marked:
-                marked = cef.escape_value(marked)
-            return head + marked.replace(_MARK, "=")
-        return head + shape.template.replace(_MARK, "=") % tuple(map(cef.escape_value, texts))
+            return _cef_fill(head, shape, values, plain)
+        texts = self._texts(values)  # typed values (arrays, booleans) as text
+        return None if texts is None else _cef_fill(head, shape, tuple(texts))
 
     def _leef_line(
         self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
@@ -175,6 +164,18 @@ class JsonRenderer:
             return _leef_fill(head, shape, values, plain)
         texts = self._texts(values)
         return None if texts is None else _leef_fill(head, shape, tuple(texts))
+
+
+def _cef_fill(head: str, shape: _Shape, values: tuple[Any, ...], plain: bool = False) -> str:
+    """The CEF line: *head*, then *values* (each written as str(value); *plain*: none holds
+    NUL) in *shape*'s template, escaped over the whole line at once (value by value when a
+    value holds the NUL that marks the template's ``=``)."""
+    marked = shape.template % values
+    if plain or marked.count(_MARK) == shape.marks:  # no value holds NUL
+        if "\\" in marked or "=" in marked or "\r" in marked or "\n" in marked:
+            marked = cef.escape_value(marked)
+        return head + marked.replace(_MARK, "=")
+    return head + shape.template.replace(_MARK, "=") % tuple(cef.escape_value(str(v)) for v in values)
 
 
 def _leef_fill(head: str, shape: _Shape, values: tuple[Any, ...], plain: bool = False) -> str:
