@@ -121,9 +121,7 @@ class AuditFeedSource(PagedSource):
             self._health.answered()
             page, more = self._page(state, first, last, answer)
             if page.records or ("to" in state and not more):
-                yield LogObject(
-                    f"audit records {frame_text(first, last)}", len(page.lines), self._clock(), page
-                )
+                yield self._object(f"audit records {frame_text(first, last)}", page)
             if not more:
                 return
             if not page.records and page.after.get("marker") == state.get("marker"):
@@ -136,12 +134,14 @@ class AuditFeedSource(PagedSource):
     def _page(self, state: Cursor, first: int, last: int, answer: dict[str, Any]) -> tuple[Page, bool]:
         """The new records of *answer* (fetched from *state*), and whether more are waiting."""
         records = [r for account in answer.get("accounts") or [] for r in account.get("records") or []]
-        records.sort(key=record_ms)  # stable: the accounts' order within a millisecond
+        timed = sorted(((record_ms(r), r) for r in records), key=lambda pair: pair[0])  # stable
         seen_ms, seen = int(state["seen_ms"]), set(state.get("seen") or [])
         fresh: list[dict[str, Any]] = []
-        for record in records:
-            ms, name = record_ms(record), digest(record)
-            if ms < seen_ms or (ms == seen_ms and name in seen):
+        for ms, record in timed:  # the accounts' order within a millisecond
+            if ms < seen_ms:
+                continue  # delivered already: before the inclusive marker
+            name = digest(record)
+            if ms == seen_ms and name in seen:
                 continue  # delivered already: the inclusive marker, or the frame's first second
             if ms > seen_ms:
                 seen_ms, seen = ms, set()

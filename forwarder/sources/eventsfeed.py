@@ -109,7 +109,7 @@ class EventsFeedSource(PagedSource):
             try:
                 if not marker:
                     raise MarkerRefused(f"{self.id}: the checkpoint holds no marker")
-                answer = self._call(marker, used_at)
+                answer = self._call(marker)
             except Interrupted:
                 return
             except MarkerRefused as exc:
@@ -148,7 +148,7 @@ class EventsFeedSource(PagedSource):
 
     # --- inside ---------------------------------------------------------------------------
 
-    def _call(self, marker: str, used_at: int = 0) -> dict[str, Any]:
+    def _call(self, marker: str) -> dict[str, Any]:
         variables: dict[str, Any] = {"accountIDs": self._accounts, "marker": marker}
         if self._filters:
             variables["filters"] = self._filters

@@ -18,13 +18,13 @@ signature, else as text (a ``.gz`` some client decompressed keeps its name: Cato
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from forwarder.config.sources import EventsIntegrationConfig
 from forwarder.sources.base import Cursor, LogObject, Unpack
+from forwarder.sources.feedhealth import utc_text
 from forwarder.sources.ledger import Ledger
 from forwarder.sources.s3 import Bucket
 
@@ -39,7 +39,7 @@ class Stored:
 
 def when(epoch: float) -> str:
     """Epoch seconds as the status shows them (UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else "never"
+    return utc_text(epoch) if epoch else "never"
 
 
 class IntegrationSource:
@@ -71,8 +71,7 @@ class IntegrationSource:
 
     def after(self, obj: LogObject, cursor: Cursor) -> Cursor:
         ref: Stored = obj.ref
-        data = cursor["ledger"]
-        ledger = Ledger(data["since"], data["newest"], data["done"])
+        ledger = Ledger.from_json(cursor["ledger"])
         if ref.etag:  # an object (a message that named none leaves the ledger as it is)
             ledger = ledger.with_done(self.name(obj.key), obj.modified, ref.etag, self.settings.lookback_secs)
         return {"ledger": ledger.to_json(), "done": self.identity(obj)}

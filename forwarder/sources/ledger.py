@@ -61,6 +61,11 @@ class Ledger:
             ) from None
         return cls(since, newest, done)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
+        """The ledger ``to_json`` gave (a cursor this source wrote: not checked again)."""
+        return cls(data["since"], data["newest"], data["done"])
+
     def to_json(self) -> dict[str, Any]:
         return {"since": self.since, "newest": self.newest, "done": self.done}
 

@@ -107,12 +107,10 @@ class Partitioned:
     def __init__(self, bucket: Bucket) -> None:
         self.bucket = bucket
         self.requests = 0  # ListObjectsV2 calls made (pages), for the benchmark and tests
-        self.dated = False  # the last walk met dated folders
 
     def objects(self, cutoff: float | None) -> Iterator[dict[str, Any]]:
         """Every object under the prefix (as S3 lists them), but those in dated folders that
         end before *cutoff* - PARTITION_MARGIN_SECS (None: list everything)."""
-        self.dated = False
         self.bucket.refresh_credentials(force=False)
         if cutoff is None:
             yield from self._flat(self.bucket.prefix)
@@ -159,7 +157,6 @@ class Partitioned:
             for folder in plain:
                 yield from self._walk(folder, parent, cutoff, depth + 1)
             return
-        self.dated = True
         for folder in plain:
             yield from self._flat(folder)
         by_time = sorted(dated, key=lambda f: (spans[f].start, spans[f].end))  # type: ignore[union-attr]

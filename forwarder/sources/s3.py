@@ -41,7 +41,6 @@ STREAM_ERRORS = (
 )
 
 
-# Answers that mean "these credentials are not (or no longer) good": build the client again.
 def s3_url(bucket: str, key: str = "") -> str:
     """``s3://bucket/key``: how an object (or a prefix) is named in messages."""
     return f"s3://{bucket}/{key}"

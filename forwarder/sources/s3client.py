@@ -39,7 +39,7 @@ _HINTS = {
     "404": "not found",
     "403": "access denied (is the access key still valid?)",
 }
-# Bytes per read of a streamed GET body.
+# Answers that mean "these credentials are not (or no longer) good": build the client again.
 CREDENTIAL_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
 )

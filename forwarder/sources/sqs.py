@@ -167,20 +167,22 @@ class QueueSource(IntegrationSource):
     def committed(self, cursor: Cursor) -> None:
         """The checkpoint now records *cursor*: every message whose objects its ledger has as
         done is deleted (several, when the checkpoint was written after several objects)."""
-        ledger = Ledger(**cursor["ledger"])
+        ledger = Ledger.from_json(cursor["ledger"])
         last: dict[str, Any] = cursor.get("done") or {}  # the object done last (quarantined ones too)
         named = (last.get("message", ""), last.get("key", ""))
         finished: list[tuple[str, str]] = []
         with self._lock:
             self._latest = ledger  # with the waiting list, so a notification sees one or the other
-            done = [
-                o
-                for o in self._waiting
-                if (o.ref.message, o.key) == named or ledger.state(self.name(o.key), o.ref.etag) == DONE
-            ]
+            done: list[LogObject] = []
+            kept: list[LogObject] = []
+            for o in self._waiting:
+                finished_here = (o.ref.message, o.key) == named
+                (
+                    done if finished_here or ledger.state(self.name(o.key), o.ref.etag) == DONE else kept
+                ).append(o)
             if not done:
                 return
-            self._waiting = [o for o in self._waiting if o not in done]
+            self._waiting = kept
             for obj in done:
                 held = self._held.get(obj.ref.message)
                 if held is not None:
