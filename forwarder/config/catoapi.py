@@ -165,13 +165,18 @@ class AuditFeedConfig(CatoApiAccess):
         return settings
 
 
-def start_ms(text: str) -> int | None:
-    """An RFC 3339 time (``2026-11-28T07:00:00Z``; no zone: UTC) as epoch ms, or None."""
-    from_text = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+def start_time(text: str) -> float | None:
+    """An RFC 3339 time (``2026-11-28T07:00:00Z``; no zone: UTC) as epoch seconds, or None."""
     try:
-        moment = datetime.fromisoformat(from_text)
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    return moment.timestamp()
+
+
+def start_ms(text: str) -> int | None:
+    """``start_time`` in epoch ms."""
+    seconds = start_time(text)
+    return None if seconds is None else int(seconds * 1000)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from forwarder.config.catoapi import AuditFeedConfig, EventsFeedConfig
+from forwarder.config.catoapi import AuditFeedConfig, EventsFeedConfig, start_time
 from forwarder.config.fields import choice, limits
 from forwarder.config.tree import describe, join
 from forwarder.errors import ConfigError
@@ -198,17 +197,6 @@ class EventsIntegrationConfig(S3Objects):
         if "poll_interval_secs" not in raw:
             return dataclasses.replace(self, poll_interval_secs=self.sqs_poll_interval_secs)
         return self
-
-
-def start_time(text: str) -> float | None:
-    """An ISO 8601 time (``2026-11-28T07:00:00Z``; no zone: UTC) as epoch seconds, or None."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 # source.kind -> the settings of that kind of source (the first is the default kind).

@@ -29,6 +29,7 @@ pipelines have one set (~200 KB), not one each. The day cache is bounded
 
 from __future__ import annotations
 
+import calendar
 import functools
 import re
 import time
@@ -38,6 +39,7 @@ from forwarder.formats import times
 from forwarder.formats.cache import remember
 from forwarder.formats.cef import KEY_PATTERN
 from forwarder.formats.syslog import (
+    MONTHS,
     pri,
     rfc3164_prefix,
     rfc3164_timestamp,
@@ -45,7 +47,6 @@ from forwarder.formats.syslog import (
     rfc5424_timestamp,
 )
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _KEY_FOLLOWS = re.compile(rb" " + KEY_PATTERN.encode() + rb"=")
 
 
@@ -77,7 +78,7 @@ class Tables:
             if self.header == "rfc5424":
                 text = b"1 %04d-%02d-%02dT" % (year, month, mday)
             else:
-                text = b"%s %2d " % (_MONTHS[month - 1].encode(), mday)
+                text = b"%s %2d " % (MONTHS[month - 1].encode(), mday)
             remember(self.days, day, text)
         return text
 
@@ -204,7 +205,7 @@ class Stamper:
         if day is None or date[11:17] not in t.clock_minutes or date[17:20] not in t.clock_seconds:
             return None
         year = t.years.get(date[20:28]) or t.year(date[20:28])
-        if year is None or (day is t.leap_day and not times.is_leap(int(date[24:28]))):
+        if year is None or (day is t.leap_day and not calendar.isleap(int(date[24:28]))):
             return None
         self._last_date_stamp = b"".join((year, day, date[11:19], t.zero_millis))
         self._last_date = date

@@ -35,7 +35,7 @@ def rfc5424_timestamp(epoch: float) -> str:
 
 # RFC 3164 4.1: PRI HEADER MSG, HEADER = TIMESTAMP SP HOSTNAME SP, TIMESTAMP = "Mmm dd hh:mm:ss"
 # (day space-padded), MSG = TAG ":" SP CONTENT with TAG at most 32 alphanumeric characters.
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def rfc3164_prefix(timestamp: str, hostname: str, app_name: str) -> bytes:
@@ -47,7 +47,7 @@ def rfc3164_prefix(timestamp: str, hostname: str, app_name: str) -> bytes:
 def rfc3164_timestamp(epoch: float) -> str:
     """``Mmm dd hh:mm:ss`` in UTC (the format has no zone; UTC is stated in the README)."""
     t = time.gmtime(epoch)
-    return f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    return f"{MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def printusascii(value: str, limit: int) -> str:

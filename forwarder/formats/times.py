@@ -209,11 +209,6 @@ def cato_tables() -> CatoTables:
     )
 
 
-def is_leap(year: int) -> bool:
-    """True for the Gregorian leap years."""
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
 def year_days(year: int) -> int:
     """Days from 1970-01-01 to January 1 of *year* (1970 or later)."""
     before = year - 1
@@ -241,7 +236,7 @@ def cato_date(raw: bytes) -> int | None:
     if date is None or minutes is None or second is None or year is None or raw[20:24] not in tables.zones:
         return None
     month, day = date
-    leap = is_leap(year)
+    leap = calendar.isleap(year)
     if month == 2 and day == 29 and not leap:
         return None
     days = year_days(year) + _MONTH_STARTS[leap][month - 1] + day - 1

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from forwarder.config.sources import EventsIntegrationConfig, start_time
+from forwarder.config.catoapi import start_time
+from forwarder.config.sources import EventsIntegrationConfig
 from forwarder.errors import ForwarderError
 from forwarder.sources.base import Cursor, LogObject
 from forwarder.sources.integration import IntegrationSource, Stored, when
