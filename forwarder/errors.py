@@ -56,6 +56,7 @@ class FetchError(ForwarderError):
     """An object could not be listed, downloaded or unpacked."""
 
     exit_code = 4
+    code = ""  # the S3 error code it stands for, when one (``NoSuchKey``)
 
 
 class CredentialsError(FetchError):

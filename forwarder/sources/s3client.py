@@ -56,7 +56,9 @@ def describe_s3_error(where: str, exc: Exception) -> FetchError:
                 "check the role's trust policy, source.external_id and the credentials that assume it"
             )
         kind = CredentialsError if code in CREDENTIAL_CODES or code in ("AccessDenied", "403") else FetchError
-        return kind(f"{where}: {code}: {_HINTS.get(code, exc)}")
+        error = kind(f"{where}: {code}: {_HINTS.get(code, exc)}")
+        error.code = code
+        return error
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return CredentialsError(
             f"{where}: no AWS credentials found: set source.access_key_id and "

@@ -158,7 +158,7 @@ class QueueSource(IntegrationSource):
         try:
             return super().fetch(obj)
         except FetchError as exc:
-            if "NoSuchKey" in str(exc):  # gone for good: a bad file (on_bad_file decides), not a retry
+            if exc.code == "NoSuchKey":  # gone for good: a bad file (on_bad_file decides), not a retry
                 raise BadFileError(f"{exc}: deleted after its notification was sent") from exc
             raise
 
