@@ -22,7 +22,7 @@ from typing import Any
 from forwarder.config import CatoApiAccess
 from forwarder.errors import FetchError
 from forwarder.sources.base import Cursor, Gap, LogObject, Unpack
-from forwarder.sources.catoapi import CatoApi
+from forwarder.sources.catoapi import CatoApi, Interrupted, MarkerRefused
 from forwarder.sources.feedhealth import FeedHealth
 
 
@@ -109,6 +109,19 @@ class PagedSource:
 
     def backlog(self, cursor: Cursor | None) -> tuple[int, str] | None:
         return None  # only reading tells, and reading spends the call budget
+
+    def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """One call, told to the feed's health (a stop's interruption and a marker the API no
+        longer knows are not the API's failures: they pass on untold)."""
+        try:
+            answer = self._api.call(query, variables)
+        except (Interrupted, MarkerRefused):
+            raise
+        except FetchError as exc:
+            self._health.failed(str(exc))
+            raise
+        self._health.answered()
+        return answer
 
     def _object(self, key: str, page: Page) -> LogObject:
         return LogObject(key, len(page.lines), self._clock(), page, page.gap)

@@ -112,13 +112,9 @@ class AuditFeedSource(PagedSource):
             variables = {"accountIDs": self._accounts, "timeFrame": frame_text(first, last)}
             variables["marker"] = str(state.get("marker", ""))
             try:
-                answer = self._api.call(QUERY, variables)
+                answer = self._query(QUERY, variables)
             except Interrupted:
                 return
-            except FetchError as exc:
-                self._health.failed(str(exc))
-                raise
-            self._health.answered()
             page, more = self._page(state, first, last, answer)
             if page.records or ("to" in state and not more):
                 yield self._object(f"audit records {frame_text(first, last)}", page)

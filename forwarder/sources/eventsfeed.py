@@ -152,15 +152,7 @@ class EventsFeedSource(PagedSource):
         variables: dict[str, Any] = {"accountIDs": self._accounts, "marker": marker}
         if self._filters:
             variables["filters"] = self._filters
-        try:
-            answer = self._api.call(QUERY, variables)
-        except (Interrupted, MarkerRefused):
-            raise
-        except FetchError as exc:
-            self._health.failed(str(exc))
-            raise
-        self._health.answered()
-        return answer
+        return self._query(QUERY, variables)
 
     def _marker_of(self, answer: dict[str, Any], before: str) -> str:
         marker = answer.get("marker")
