@@ -235,7 +235,6 @@ def build_pipeline(
         settings,
         observer,
         stop,
-        fence,
         reader,
     )
 

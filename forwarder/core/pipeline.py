@@ -36,7 +36,7 @@ from forwarder.core.badfiles import BadFilePolicy, QuarantineList, next_step, sp
 from forwarder.core.checkpoint import Checkpoint, Position
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery, Stopped
-from forwarder.core.fence import UNFENCED, Fence
+from forwarder.core.fence import Fence
 from forwarder.core.observer import Observer
 from forwarder.core.reading import Batches, InProcess, Reader, ReadSettings
 from forwarder.core.reports import Reports, RunStats
@@ -76,7 +76,6 @@ class Pipeline:
         settings: PipelineSettings,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
-        fence: Fence = UNFENCED,
         reader: Reader | None = None,
     ) -> None:
         self.name = name
@@ -93,10 +92,9 @@ class Pipeline:
         self.stats = RunStats()
         self.reports = Reports(dead_letter, self.observer, self.stats, settings.reading)
         self._at = Standing(
-            store, source, dead_letter, self.reports, self.observer, fence, settings.checkpoint_interval_secs
+            store, source, dead_letter, self.reports, self.observer, settings.checkpoint_interval_secs
         )
         self._at.listen(delivery)
-        self.fence = fence
 
     @property
     def position(self) -> Position | None:
@@ -105,12 +103,12 @@ class Pipeline:
 
     @property
     def fence(self) -> Fence:
-        """What every send and every save asks first (a fleet's lease)."""
-        return self._at.fence
+        """What every send and every save asks first (a fleet's lease): the delivery's."""
+        return self.delivery.fence
 
     @fence.setter
     def fence(self, fence: Fence) -> None:
-        self._at.fence = self.delivery.fence = fence
+        self.delivery.fence = fence
 
     # --- life -------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from forwarder.core.checkpoint import Checkpoint, Position
 from forwarder.core.deadletter import DeadLetter
 from forwarder.core.delivery import Delivery
-from forwarder.core.fence import Fence
 from forwarder.core.observer import Observer
 from forwarder.core.reports import Reports
 from forwarder.errors import ConfigError
@@ -50,7 +49,6 @@ class Standing:
         dead_letter: DeadLetter,
         reports: Reports,
         observer: Observer,
-        fence: Fence,
         interval_secs: float,
     ) -> None:
         self.store = store
@@ -58,7 +56,6 @@ class Standing:
         self._dead_letter = dead_letter
         self._reports = reports
         self._observer = observer
-        self.fence = fence
         self._interval = interval_secs
         self.position: Position | None = None
         self.ahead: Position | None = None
@@ -122,7 +119,7 @@ class Standing:
 
     def save(self, position: Position | None) -> None:
         """Write *position* to the checkpoint (also what ``store`` noted beside it)."""
-        self.fence.check()  # a forwarder that lost the pipeline writes nothing more for it
+        self._delivery.fence.check()  # a forwarder that lost the pipeline writes nothing more for it
         self._dead_letter.commit()  # before the checkpoint moves past the records it names
         self.store.save(position)
         self.position = self._saved = position
