@@ -11,7 +11,8 @@ from forwarder.transports.datagram import DatagramTransport
 from forwarder.transports.failover import FailoverTransport, parse_hosts
 from forwarder.transports.local import FileTransport, StdoutTransport
 from forwarder.transports.relp import RelpTransport
-from forwarder.transports.stream import StreamTransport, connect_tcp
+from forwarder.transports.stream import StreamTransport
+from forwarder.transports.tcpstate import connect_tcp
 from forwarder.transports.tls import tls_connector
 
 

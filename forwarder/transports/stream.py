@@ -9,84 +9,45 @@ when its end is. So the next batches are written while earlier ones are on their
 link stays busy, and a long round trip costs one round trip per window, not per batch.
 
 A connection that fails, or on which nothing is acknowledged for ``ack_timeout_secs``
-while batches are in flight, is reset: the reset makes the collector's kernel discard what
-the collector has not read of it, so the batches not acknowledged are sent again on a new
-connection as the only copy, in order. This does not cover a collector that dies before
-reading its receive buffer (only RELP's application-level acknowledgements can).
+while batches are in flight, is reset, and the batches not acknowledged are sent again on
+a new connection, in order (a collector that was only slow may still read its old copy:
+repeats). A collector's TCP stack acknowledging a batch does not mean the collector read
+it: when a connection ends other than by the collector's clean close, the batches it
+acknowledged lately are sent again first (see :mod:`forwarder.transports.replay`).
 """
 
 from __future__ import annotations
 
-import array
 import contextlib
-import fcntl
+import logging
 import os
 import socket
 import ssl
 import struct
-import termios
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from forwarder.errors import SendError
 from forwarder.formats.syslog import BATCH_FRAMERS
 from forwarder.transports.base import Held, connect_error
+from forwarder.transports.replay import Tail
+from forwarder.transports.tcpstate import CLOSED, OPEN, handed_to_tcp, peer_state, unacked_bytes
+
+log = logging.getLogger(__name__)
 
 # How long a closing connection waits for the collector to read what is left and hang up.
 CLOSE_TIMEOUT_SECS = 2.0
-# struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a u64 at byte 120 (Linux 4.1 and later).
-_BYTES_ACKED = struct.Struct("=Q")
-_BYTES_ACKED_AT = 120
-_TCP_INFO_LEN = _BYTES_ACKED_AT + _BYTES_ACKED.size
 
 
-def unacked_bytes(sock: socket.socket) -> int:
-    """Bytes in the socket's send queue not yet acknowledged by the peer (Linux SIOCOUTQ)."""
-    buf = array.array("i", [0])
-    fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf)  # SIOCOUTQ == TIOCOUTQ on Linux
-    return buf[0]
+class Flight:
+    """A batch written on the connection: where it ends, its bytes, and whether it is one
+    the pipeline counts (not a batch sent again from the tail)."""
 
+    __slots__ = ("counted", "end", "payload")
 
-def _bytes_acked(sock: socket.socket) -> int:
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
-    if len(info) < _TCP_INFO_LEN:
-        raise OSError("the kernel does not report tcpi_bytes_acked (Linux 4.1 or later needed)")
-    return int(_BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)[0])
-
-
-def handed_to_tcp(sock: socket.socket) -> int:
-    """Bytes written to *sock* since it connected (acknowledged plus still queued), in the
-    units both kernel counters share: with TLS, the encrypted bytes.
-
-    Read between two readings of the acknowledged count that agree, so that no
-    acknowledgement slipped in between (only the caller writes, so nothing else moves).
-    """
-    while True:
-        before = _bytes_acked(sock)
-        queued = unacked_bytes(sock)
-        if _bytes_acked(sock) == before:
-            return before + queued
-
-
-def _peer_closed(sock: socket.socket) -> bool:
-    """True when the peer has closed (FIN, RST or TLS close_notify) the connection.
-
-    Writing into such a socket "succeeds" and the bytes then vanish with the reset, so a
-    stream is checked before every batch. Collectors never send data of their own; a TLS
-    session ticket read here is consumed by the ssl layer and means "alive".
-    """
-    timeout = sock.gettimeout()
-    sock.settimeout(0)
-    try:
-        data = sock.recv(1) if isinstance(sock, ssl.SSLSocket) else sock.recv(1, socket.MSG_PEEK)
-        return data == b""
-    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return False
-    except (OSError, ssl.SSLError):
-        return True
-    finally:
-        sock.settimeout(timeout)
+    def __init__(self, end: int, payload: bytes, counted: bool) -> None:
+        self.end, self.payload, self.counted = end, payload, counted
 
 
 class StreamTransport:
@@ -107,7 +68,8 @@ class StreamTransport:
         self.label = label
         self._ack_timeout = ack_timeout_secs
         self._sock: socket.socket | None = None
-        self._ends: deque[int] = deque()  # where each batch in flight ends, oldest first
+        self._flight: deque[Flight] = deque()  # the batches written, not yet acknowledged
+        self._tail = Tail()  # the batches acknowledged lately, and those to send again
         self._held = Held()  # for the next acknowledged()
         self._acked = 0  # bytes acknowledged, as handed_to_tcp counts, when last looked
         self._progress_at = 0.0  # when more bytes were acknowledged (or the window filled)
@@ -125,35 +87,55 @@ class StreamTransport:
 
     def probe(self) -> None:
         """Connect (and handshake) now; raise SendError if that fails."""
-        if self._sock is not None and not self._ends and _peer_closed(self._sock):
-            self._hang_up()
+        if self._sock is not None and not self._flight:
+            self._check_peer()
         self._socket()
 
     def write(self, messages: list[bytes]) -> None:
         if self._held.failure is not None:
             return  # lost with the connection: acknowledged() reports it, then all is sent again
-        if self._sock is not None and _peer_closed(self._sock):
-            self._count_acknowledged()
+        if self._sock is not None:
+            self._check_peer()
             if self._held.failure is not None:
                 return
-            if self._ends:  # gone with batches unacknowledged: they go again on a new connection
-                self._fail(ConnectionError("the collector closed the connection"))
-                return
-            self._hang_up()  # the collector went away while we were idle: do not write into a dead socket
         try:
             sock = self._socket()
         except SendError as exc:
             self._held.fail(exc)
             return
+        again = self._tail.take()  # what a connection that ended may have lost goes first
         try:
-            sock.sendall(self._frames(messages))
-            handed = handed_to_tcp(sock)
+            while again:
+                self._send(sock, again[0], counted=False)
+                del again[0]
+            self._send(sock, self._frames(messages), counted=True)
         except (OSError, ssl.SSLError) as exc:
-            self._fail(exc)
-            return
-        if not self._ends:
+            self._fail(exc, unsent=again)
+
+    def _send(self, sock: socket.socket, payload: bytes, counted: bool) -> None:
+        sock.sendall(payload)
+        if not self._flight:
             self._progress_at = time.monotonic()
-        self._ends.append(handed)
+        self._flight.append(Flight(handed_to_tcp(sock), payload, counted))
+
+    def _check_peer(self) -> None:
+        """Before writing: if the collector hung up, end the connection (failing the batches
+        in flight, which then go again) rather than write into a dead socket."""
+        assert self._sock is not None
+        state = peer_state(self._sock)
+        if state == OPEN:
+            return
+        self._count_acknowledged()
+        if self._held.failure is not None:
+            return  # _count_acknowledged met the error and ended the connection
+        if self._flight:
+            self._fail(ConnectionError("the collector closed the connection"), clean=state == CLOSED)
+        elif state == CLOSED:
+            self._tail.read()
+            self._hang_up()  # the collector went away while we were idle
+        else:
+            self._tail.lost([])  # reset: what it acknowledged last may be unread and gone
+            self._abort()
 
     def acknowledged(self, wait_secs: float) -> int:
         deadline = time.monotonic() + wait_secs
@@ -164,7 +146,7 @@ class StreamTransport:
             self._count_acknowledged()
             held = self._held
             left = deadline - time.monotonic()
-            if held.acknowledged or held.failure is not None or not self._ends or left <= 0:
+            if held.acknowledged or held.failure is not None or not self._flight or left <= 0:
                 return held.report()
             time.sleep(min(pause, left))
             pause = min(pause * 2, 0.05)
@@ -172,20 +154,21 @@ class StreamTransport:
     def _count_acknowledged(self) -> None:
         """Move the batches whose last byte the collector's TCP stack took to the reported
         count; fail the connection on an error or after ack_timeout_secs without progress."""
-        sock = self._sock
-        if sock is None or not self._ends:
+        sock, flight = self._sock, self._flight
+        if sock is None or not flight:
             return
         try:
-            acked = self._ends[-1] - unacked_bytes(sock)  # the last end is what was handed over
-            ends, count = self._ends, 0
-            while ends and ends[0] <= acked:
-                ends.popleft()
-                count += 1
+            acked = flight[-1].end - unacked_bytes(sock)  # the last end is what was handed over
+            count = 0
+            while flight and flight[0].end <= acked:
+                batch = flight.popleft()
+                count += batch.counted
+                self._tail.acknowledged(batch.payload)
             self._held.acknowledged += count
             now = time.monotonic()
             if acked != self._acked:  # progress, if only part of a batch
                 self._acked, self._progress_at = acked, now
-            if not ends:
+            if not flight:
                 return
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
@@ -197,19 +180,23 @@ class StreamTransport:
         except OSError as exc:
             self._fail(exc)
 
-    def _fail(self, exc: BaseException) -> None:
-        """The connection failed: reset it; its batches in flight are lost (reported next)."""
+    def _fail(self, exc: BaseException, clean: bool = False, unsent: Sequence[bytes] = ()) -> None:
+        """The connection failed: reset it. Its batches not acknowledged are reported lost
+        (the pipeline sends them again); unless the collector closed it cleanly, those it
+        acknowledged lately go again too, first (see :mod:`forwarder.transports.replay`),
+        and so do the ones to send again that were not written yet (*unsent*)."""
+        unconfirmed = [batch.payload for batch in self._flight if not batch.counted] + list(unsent)
+        if clean:
+            self._tail.read()
+        self._tail.lost(unconfirmed)
         self._abort()
-        self._ends.clear()
+        self._flight.clear()
         self._held.failure = SendError(f"{self.label}: send failed: {exc}")
 
     def _abort(self) -> None:
-        """Drop a connection whose batches were not all acknowledged, with a reset.
-
-        The reset makes the collector's kernel discard what the collector has not read of
-        it: those batches are then sent again on a new connection as the only copy, in
-        order, rather than arriving twice, the old copy late.
-        """
+        """Drop a connection whose batches were not all acknowledged, with a reset (the
+        collector is not left waiting for the rest of a batch cut short); the batches not
+        acknowledged go again, in order, on a new connection."""
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -218,15 +205,22 @@ class StreamTransport:
 
     def close(self) -> None:
         """Close (see _hang_up) and forget what was in flight."""
+        if self._tail.pending:
+            log.warning(
+                "%s: closing with %d batches not sent again that the collector acknowledged and"
+                " may have lost when its connection ended (it had not come back)",
+                self.label,
+                self._tail.pending,
+            )
         self._hang_up()
-        self._ends.clear()
+        self._flight.clear()
         self._held = Held()
 
     def _hang_up(self) -> None:
         """Close so that the collector reads all we sent, then hangs up itself.
 
         Closing a socket whose receive queue holds unread bytes (a TLS session ticket, say)
-        makes the kernel send a reset, and a reset makes the collector's kernel discard
+        makes the kernel send a reset, and a reset can make the collector's side discard
         what the collector has not read yet: acknowledged events would be lost. So: TLS
         close_notify, our FIN, then read until the collector closes (bounded).
         """
@@ -245,11 +239,3 @@ class StreamTransport:
             pass  # the collector is gone already: nothing more to save
         finally:
             sock.close()
-
-
-def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection with Nagle off (a batch is one write) and keepalive on."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    return sock

@@ -92,3 +92,14 @@ def mint_client_cert(
     leaf.private_key_pem.write_to_path(str(key_file))
     key_file.chmod(0o600)
     return ClientCert(cert_file=cert_file, key_file=key_file, common_name=common_name)
+
+
+def context_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context) in memory, from a new CA; the server's certificate
+    is valid for ``localhost`` and ``127.0.0.1``."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*SERVER_IDENTITIES).configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client

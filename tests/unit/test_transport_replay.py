@@ -1,0 +1,172 @@
+"""TCP/TLS: what the collector's kernel acknowledged and the collector never read is sent
+again when the connection ends other than cleanly (forwarder/transports/replay.py)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from forwarder.errors import SendError
+from forwarder.transports.replay import Tail
+from forwarder.transports.stream import StreamTransport
+from tests.support.certs import context_pair
+from tests.support.sending import send_and_wait
+from tests.unit.test_transport import TIMEOUT, Connections, read_to_eof
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_tail_keeps_what_was_acknowledged_within_the_bounds_and_gives_it_back_in_order() -> None:
+    clock = Clock()
+    tail = Tail(max_bytes=10, max_secs=30, clock=clock)
+    for payload in (b"aaaa", b"bbbb", b"cccc"):  # 12 bytes: the oldest goes
+        tail.acknowledged(payload)
+    tail.lost([b"sent-again"])
+    assert tail.pending == 3
+    assert tail.take() == [b"bbbb", b"cccc", b"sent-again"]
+    assert tail.take() == [] and tail.pending == 0
+
+
+def test_the_tail_counts_age_back_from_the_newest_acknowledgement() -> None:
+    """A collector frozen for an hour acknowledged nothing since: its last batches still go."""
+    clock = Clock()
+    tail = Tail(max_bytes=1000, max_secs=30, clock=clock)
+    tail.acknowledged(b"old")
+    clock.now += 31
+    tail.acknowledged(b"recent")
+    tail.acknowledged(b"newest")
+    clock.now += 3600
+    tail.lost([])
+    assert tail.take() == [b"recent", b"newest"]
+
+
+def test_the_tail_keeps_the_newest_batch_whatever_its_size_and_forgets_on_a_clean_end() -> None:
+    tail = Tail(max_bytes=4, max_secs=30, clock=Clock())
+    tail.acknowledged(b"x" * 100)
+    tail.lost([])
+    assert tail.take() == [b"x" * 100]
+    tail.acknowledged(b"read")
+    tail.read()  # the collector closed cleanly: it read everything
+    tail.lost([])
+    assert tail.take() == []
+
+
+def test_lost_twice_before_a_connection_keeps_everything_in_order() -> None:
+    tail = Tail(clock=Clock())
+    tail.acknowledged(b"one")
+    tail.lost([])
+    tail.lost([])  # the collector still down: nothing new, nothing dropped
+    tail.acknowledged(b"two")
+    tail.lost([b"three"])
+    assert tail.take() == [b"one", b"two", b"three"]
+
+
+class ClosingUnread:
+    """A collector that accepts, reads nothing, and closes with the bytes unread once told
+    (its kernel then resets the connection and discards them: a restart or kill -9 at the
+    wrong moment); then reads every later connection to its end. With *context*, over TLS."""
+
+    def __init__(self, context: ssl.SSLContext | None = None, later: int = 1) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(TIMEOUT)
+        self.port: int = self.listener.getsockname()[1]
+        self.context = context
+        self.later = later
+        self.close_now = threading.Event()
+        self.closed = threading.Event()
+        self.received: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> socket.socket:
+        raw, _ = self.listener.accept()
+        return self.context.wrap_socket(raw, server_side=True) if self.context else raw
+
+    def _serve(self) -> None:
+        first = self._accept()
+        assert self.close_now.wait(TIMEOUT)
+        first.close()  # unread bytes in its receive queue: the kernel sends a reset
+        self.closed.set()
+        for _ in range(self.later):
+            with self._accept() as conn:
+                self.received.append(read_to_eof(conn))
+
+    def join(self) -> None:
+        self.thread.join(TIMEOUT)
+        self.listener.close()
+
+
+def _acknowledged_then_closed_unread(server: ClosingUnread, transport: StreamTransport) -> None:
+    send_and_wait(transport, [b"first"])  # acknowledged by the kernel, never read
+    server.close_now.set()
+    assert server.closed.wait(TIMEOUT)
+    time.sleep(0.1)  # the reset reaches us
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "tls"])
+def test_a_batch_acknowledged_and_thrown_away_unread_is_sent_again_first(protocol: str) -> None:
+    """The collector closes with our first batch unread (its kernel resets the connection):
+    on the next connection that batch goes again, before the next one. Over TLS the ssl
+    layer reads the reset as an end of file; the kernel's TCP state still tells."""
+    server_context, client_context = context_pair() if protocol == "tls" else (None, None)
+    server = ClosingUnread(server_context)
+    connections = Connections(server.port, client_context)
+    transport = StreamTransport(connections, "octet_counting", f"{protocol}://test", ack_timeout_secs=2)
+    try:
+        _acknowledged_then_closed_unread(server, transport)
+        send_and_wait(transport, [b"second"])
+        transport.close()
+    finally:
+        server.join()
+    assert server.received == [b"5 first6 second"]
+    assert len(connections.sockets) == 2
+
+
+def test_what_is_to_go_again_waits_while_the_collector_is_down() -> None:
+    """The collector resets, then refuses connections for a while: the batch it may have
+    thrown away is kept through the failed attempts and goes first once it is back."""
+    server = ClosingUnread()
+    port = server.port
+    attempts: list[int] = []
+
+    def connect() -> socket.socket:
+        attempts.append(1)
+        if len(attempts) in (2, 3):  # the first reconnections are refused
+            raise ConnectionRefusedError(111, "Connection refused")
+        return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+
+    transport = StreamTransport(connect, "octet_counting", "tcp://test", ack_timeout_secs=2)
+    try:
+        _acknowledged_then_closed_unread(server, transport)
+        for _ in range(2):
+            with pytest.raises(SendError, match="connection refused"):
+                send_and_wait(transport, [b"second"])
+        send_and_wait(transport, [b"second"])
+        transport.close()
+    finally:
+        server.join()
+    assert server.received == [b"5 first6 second"]
+
+
+def test_closing_with_batches_still_to_go_again_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    server = ClosingUnread(later=0)
+    transport = StreamTransport(Connections(server.port), "octet_counting", "tcp://test", ack_timeout_secs=2)
+    try:
+        _acknowledged_then_closed_unread(server, transport)
+        server.listener.close()  # it does not come back
+        with pytest.raises(SendError):
+            send_and_wait(transport, [b"second"])
+        transport.close()
+    finally:
+        server.join()
+    assert "tcp://test: closing with 1 batches not sent again" in caplog.text
