@@ -197,8 +197,9 @@ def test_readyz_turns_unready_when_stuck_on_a_bad_file(
 
     _put_file(client, 2, [cef_event(7).encode()])  # the object is replaced: it goes through
     wait_until(lambda: scrape.ready()[0], "/readyz to be ready again")
-    values = scrape.metrics()
-    assert values["forwarder_stuck_seconds"] == 0 and values["forwarder_checkpoint_sequence"] == 2
+    # Ready once the object reads; the checkpoint follows once its events are acknowledged.
+    wait_until(lambda: scrape.metrics()["forwarder_checkpoint_sequence"] == 2, "the checkpoint to pass it")
+    assert scrape.metrics()["forwarder_stuck_seconds"] == 0
     assert len(rsyslog.wait_for(6)) == 6
 
 
