@@ -66,11 +66,15 @@ class Scraper:
         return values
 
     def ready(self, pipeline: str = "default") -> tuple[bool, dict[str, Any]]:
-        """(/readyz says ready, *pipeline*'s checks)."""
+        """(/readyz says ready, *pipeline*'s checks); before *pipeline* has started, its
+        checks are empty and /readyz says not ready."""
         status, body = self.get("/readyz")
         assert status in (200, 503), (status, body)
         data: dict[str, Any] = json.loads(body)
         assert data["ready"] is (status == 200)
+        if pipeline not in data["pipelines"]:
+            assert status == 503, body
+            return False, {}
         return status == 200, data["pipelines"][pipeline]["checks"]
 
 
@@ -186,7 +190,9 @@ def test_readyz_turns_unready_when_stuck_on_a_bad_file(
         tmp_path, s3, port, rsyslog.port, source={"max_attempts": 1}, metrics={"stuck_after_secs": 1}
     )
     scrape = Scraper(port, background("run", "--config", str(config)))
-    wait_until(lambda: not scrape.ready()[1]["stuck"]["ok"], "/readyz to report the stuck file")
+    wait_until(
+        lambda: not scrape.ready()[1].get("stuck", {"ok": True})["ok"], "/readyz to report the stuck file"
+    )
     ready, checks = scrape.ready()
     assert not ready
     assert bad_key in checks["stuck"]["detail"]
