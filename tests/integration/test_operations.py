@@ -35,6 +35,8 @@ class Scraper:
         self.base = f"http://127.0.0.1:{port}"
         self.process = process
         wait_until(self._answers, "the metrics endpoint")
+        # The endpoint listens before the pipeline starts; its series come when it does.
+        wait_until(lambda: "forwarder_events_sent_total" in self.metrics(), "the pipeline's series")
 
     def _answers(self) -> bool:
         assert self.process.poll() is None, "the forwarder exited"
