@@ -4,7 +4,8 @@ Batches go to the active collector, and the batches it has not acknowledged are 
 When it fails, the next collector in the list takes them at once, in order (each switch
 logged once); only when every collector failed does the failure reach the caller, which
 writes them again after a backoff — so nothing is lost by switching, at most a window
-arrives twice (at least once). After ``failback_secs`` on a fallback, once what it has in
+arrives twice (at least once); over TCP or TLS, what the failed one acknowledged lately
+goes first too (see replay.py). After ``failback_secs`` on a fallback, once what it has in
 flight is acknowledged, the first collector is tried again and, if it answers, becomes
 active again.
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 from forwarder.errors import ConfigError, SendError
 from forwarder.transports.base import Held, Transport
+from forwarder.transports.replay import Tail
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,12 @@ class FailoverTransport:
         transports: Sequence[Transport],
         failback_secs: float,
         clock: Callable[[], float] = time.monotonic,
+        tail: Tail | None = None,
     ) -> None:
         self._transports = list(transports)
+        # TCP/TLS: what a failed collector may have thrown away unread goes to the next one
+        # first (the members share it; see replay.py).
+        self._tail = tail
         # Told of each collector's outcome (label, up, reason), the ones not active too:
         # the pipeline passes them to its observers (collector_up per collector).
         self.on_attempt: Callable[[str, bool, str], None] = lambda label, up, reason: None
@@ -164,3 +170,5 @@ class FailoverTransport:
         self._held = Held()
         for transport in self._transports:
             transport.close()
+        if self._tail is not None:
+            self._tail.abandon(self.label)

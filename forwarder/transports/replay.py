@@ -20,11 +20,14 @@ with its buffer full acknowledged nothing since, however long ago that was.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 
-REPLAY_SECS = 30.0
+log = logging.getLogger(__name__)
+
+REPLAY_SECS = 120.0
 REPLAY_BYTES = 4 << 20
 
 
@@ -74,6 +77,18 @@ class Tail:
     def pending(self) -> int:
         """How many batches wait to be sent again."""
         return len(self._again)
+
+    def abandon(self, label: str) -> None:
+        """The transport closes for good: say so if batches still wait to be sent again (the
+        checkpoint is past them: they were acknowledged)."""
+        if self._again:
+            log.warning(
+                "%s: closing with %d batches to send again that the collector acknowledged and"
+                " may have thrown away unread when its connection ended (it had not come back"
+                " before the stop)",
+                label,
+                len(self._again),
+            )
 
     def _over_bytes(self) -> bool:
         """More than max_bytes kept (the newest batch is kept whatever its size)."""

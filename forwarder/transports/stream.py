@@ -19,7 +19,6 @@ acknowledged lately are sent again first (see :mod:`forwarder.transports.replay`
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import ssl
@@ -33,8 +32,6 @@ from forwarder.formats.syslog import BATCH_FRAMERS
 from forwarder.transports.base import Held, connect_error
 from forwarder.transports.replay import Tail
 from forwarder.transports.tcpstate import CLOSED, OPEN, handed_to_tcp, peer_state, unacked_bytes
-
-log = logging.getLogger(__name__)
 
 # How long a closing connection waits for the collector to read what is left and hang up.
 CLOSE_TIMEOUT_SECS = 2.0
@@ -62,6 +59,7 @@ class StreamTransport:
         framing: str,
         label: str,
         ack_timeout_secs: float = 30.0,
+        tail: Tail | None = None,
     ) -> None:
         self._connect = connect
         self._frames = BATCH_FRAMERS[framing]
@@ -69,7 +67,10 @@ class StreamTransport:
         self._ack_timeout = ack_timeout_secs
         self._sock: socket.socket | None = None
         self._flight: deque[Flight] = deque()  # the batches written, not yet acknowledged
-        self._tail = Tail()  # the batches acknowledged lately, and those to send again
+        # The batches acknowledged lately, and those to send again: shared by the members of
+        # a failover, so that the next collector gets them; the owner says what is left.
+        self._tail = tail or Tail()
+        self._owns_tail = tail is None
         self._held = Held()  # for the next acknowledged()
         self._acked = 0  # bytes acknowledged, as handed_to_tcp counts, when last looked
         self._progress_at = 0.0  # when more bytes were acknowledged (or the window filled)
@@ -205,19 +206,19 @@ class StreamTransport:
 
     def close(self) -> None:
         """Close (see _hang_up) and forget what was in flight."""
-        if self._tail.pending:
-            log.warning(
-                "%s: closing with %d batches not sent again that the collector acknowledged and"
-                " may have lost when its connection ended (it had not come back)",
-                self.label,
-                self._tail.pending,
-            )
-        self._hang_up()
+        clean = self._hang_up()
+        if clean:
+            self._tail.read()
+        elif clean is not None:  # a reset, or no FIN in time: what it acknowledged may be gone
+            self._tail.lost([])
+        if self._owns_tail:
+            self._tail.abandon(self.label)
         self._flight.clear()
         self._held = Held()
 
-    def _hang_up(self) -> None:
-        """Close so that the collector reads all we sent, then hangs up itself.
+    def _hang_up(self) -> bool | None:
+        """Close so that the collector reads all we sent, then hangs up itself; whether it
+        did (its FIN), None without a connection.
 
         Closing a socket whose receive queue holds unread bytes (a TLS session ticket, say)
         makes the kernel send a reset, and a reset can make the collector's side discard
@@ -226,16 +227,20 @@ class StreamTransport:
         """
         sock, self._sock = self._sock, None
         if sock is None:
-            return
+            return None
+        clean = False
         try:
             sock.settimeout(CLOSE_TIMEOUT_SECS)
             if isinstance(sock, ssl.SSLSocket):
                 sock = sock.unwrap()
             sock.shutdown(socket.SHUT_WR)
             deadline = time.monotonic() + CLOSE_TIMEOUT_SECS
-            while sock.recv(65536) and time.monotonic() < deadline:
-                pass
+            data = b"."
+            while data and time.monotonic() < deadline:
+                data = sock.recv(65536)
+            clean = not data  # it hung up after reading all we sent
         except (OSError, ssl.SSLError):
-            pass  # the collector is gone already: nothing more to save
+            clean = peer_state(sock) == CLOSED  # it had hung up already (its FIN), or reset
         finally:
             sock.close()
+        return clean

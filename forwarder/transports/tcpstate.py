@@ -44,9 +44,12 @@ def handed_to_tcp(sock: socket.socket) -> int:
 
 
 OPEN, CLOSED, RESET = "open", "closed", "reset"
-# tcpi_state (linux/tcp_states.h): the peer's FIN leaves CLOSE_WAIT; a reset (or an error
-# such as a keepalive timeout) leaves CLOSE.
-_TCP_ESTABLISHED, _TCP_CLOSE_WAIT = 1, 8
+# tcpi_state (linux/tcp_states.h). The peer's side is open in ESTABLISHED and, once we sent
+# our FIN, FIN_WAIT1/2; its FIN leaves CLOSE_WAIT (or, with ours, LAST_ACK or CLOSING); a
+# reset or an error (a keepalive timeout) leaves CLOSE, and so does a close both sides
+# completed (TIME_WAIT is kept apart from the socket), so only use it before ours is done.
+_PEER_OPEN = frozenset({1, 4, 5})  # ESTABLISHED, FIN_WAIT1, FIN_WAIT2
+_PEER_FIN = frozenset({8, 9, 11})  # CLOSE_WAIT, LAST_ACK, CLOSING
 
 
 def peer_state(sock: socket.socket) -> str:
@@ -62,9 +65,9 @@ def peer_state(sock: socket.socket) -> str:
         state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
     except OSError:
         return RESET
-    if state == _TCP_ESTABLISHED:
+    if state in _PEER_OPEN:
         return OPEN
-    return CLOSED if state == _TCP_CLOSE_WAIT else RESET
+    return CLOSED if state in _PEER_FIN else RESET
 
 
 def connect_tcp(host: str, port: int, timeout: float) -> socket.socket:

@@ -147,7 +147,8 @@ def test_collector_killed(
     s3: Any, collector: Any, certs: Any, tmp_path: Path, background: Background, report: Report
 ) -> None:
     """The collector killed (kill -9) 3 times over plain TCP: what its kernel acknowledged and
-    it had not read comes back with the reset, and is sent again."""
+    it had not read is sent again after the reset; what it had read into its in-memory queue
+    dies with it, unseen (bounded here by what can be queued per kill)."""
     events, lost, duplicated, in_order = _outages(
         s3, collector, certs, tmp_path, background, "tcp", "kill -9"
     )
@@ -158,13 +159,14 @@ def test_collector_killed(
             events,
             lost,
             duplicated,
-            "0 lost: what its kernel acknowledged unread is sent again after the reset; a collector "
-            "host that dies with its kernel sends no reset (RELP closes that gap)",
+            "not promised: what its kernel acknowledged unread is sent again after the reset, but"
+            " what rsyslog read into its in-memory queue dies with it (RELP with a direct queue"
+            " closes that gap)",
             in_order,
         )
     )
     assert in_order
-    assert lost == 0
+    assert lost <= 3 * 100 * 3  # bounded by what can be read and queued, unwritten, per kill
 
 
 # --- 3. collector stalls ---------------------------------------------------------------

@@ -92,10 +92,12 @@ def test_tcp_collector_killed_mid_window_loses_nothing(
     assert rsyslog.pid is not None
     os.kill(rsyslog.pid, signal.SIGSTOP)  # it reads nothing: its kernel takes what fits its buffer
     config = write_config(tmp_path / "f.yaml", s3.endpoint_url, {"protocol": "tcp", "port": rsyslog.port},
-                          batch={"max_events": 100})  # fmt: skip
+                          batch={"max_events": 100}, checkpoint={"interval_secs": 0})  # fmt: skip
     process = background("run", "--config", str(config))
     wait_until(lambda: _covered(tmp_path) > 0, "its kernel to acknowledge batches it never read")
     time.sleep(1.0)  # the receive buffer full, our window full: nothing more is acknowledged
+    log = tmp_path / "forwarder.log"
+    assert "retrying" not in log.read_text()  # still the first connection, which rsyslog never read
     assert _killed(rsyslog) == 0  # its kernel resets the connection: what it took unread is gone
     rsyslog.start()
     wait_until(lambda: _covered(tmp_path) == len(backlog.events), "the backlog to finish", 60)
@@ -104,4 +106,4 @@ def test_tcp_collector_killed_mid_window_loses_nothing(
     received = bodies(rsyslog.messages())
     assert _firsts(received) == backlog.events  # nothing lost, in order
     assert len(received) - len(backlog.events) <= 1000  # the batches sent again: ~128 KiB, unread
-    assert "batch not delivered, retrying" in (tmp_path / "forwarder.log").read_text()
+    assert "batch not delivered, retrying" in log.read_text()

@@ -10,12 +10,14 @@ import time
 
 import pytest
 
+from forwarder.config import parse_config
 from forwarder.errors import SendError
+from forwarder.transports.factory import make_transport
 from forwarder.transports.replay import Tail
 from forwarder.transports.stream import StreamTransport
 from tests.support.certs import context_pair
 from tests.support.sending import send_and_wait
-from tests.unit.test_transport import TIMEOUT, Connections, read_to_eof
+from tests.unit.test_transport import TIMEOUT, Connections, StreamServer, read_to_eof
 
 
 class Clock:
@@ -159,6 +161,8 @@ def test_what_is_to_go_again_waits_while_the_collector_is_down() -> None:
 
 
 def test_closing_with_batches_still_to_go_again_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """The collector reset the connection and does not come back before the stop: the
+    warning says how many acknowledged batches were not sent again."""
     server = ClosingUnread(later=0)
     transport = StreamTransport(Connections(server.port), "octet_counting", "tcp://test", ack_timeout_secs=2)
     try:
@@ -169,4 +173,53 @@ def test_closing_with_batches_still_to_go_again_says_so(caplog: pytest.LogCaptur
         transport.close()
     finally:
         server.join()
-    assert "tcp://test: closing with 1 batches not sent again" in caplog.text
+    assert "tcp://test: closing with 1 batches to send again" in caplog.text
+
+
+def test_a_reset_not_noticed_before_the_stop_is_found_by_the_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Reset while idle, then the forwarder stops before writing again: the close finds the
+    reset (no FIN) and says so, rather than forgetting the batch in silence."""
+    server = ClosingUnread(later=0)
+    transport = StreamTransport(Connections(server.port), "octet_counting", "tcp://test", ack_timeout_secs=2)
+    try:
+        _acknowledged_then_closed_unread(server, transport)
+        transport.close()
+    finally:
+        server.join()
+    assert "tcp://test: closing with 1 batches to send again" in caplog.text
+
+
+def test_a_clean_close_forgets_what_was_acknowledged(caplog: pytest.LogCaptureFixture) -> None:
+    """The collector read everything and hung up after our FIN: nothing to send again."""
+    with StreamServer() as server:
+        transport = StreamTransport(Connections(server.port), "octet_counting", "tcp://t", ack_timeout_secs=2)
+        send_and_wait(transport, [b"first"])
+        transport.close()
+    assert server.received == [b"5 first"]
+    assert "closing with" not in caplog.text
+
+
+def test_failover_sends_what_the_failed_collector_threw_away_to_the_next_one_first() -> None:
+    """The first collector resets with a batch unread and is gone: the second collector gets
+    that batch, then the next one (the members share what is to go again)."""
+    first = ClosingUnread(later=0)
+    with StreamServer() as second:
+        text = (
+            "source:\n  bucket: b\noutput:\n  protocol: tcp\n"
+            "  connect_timeout_secs: 2\n  ack_timeout_secs: 2\n"
+            f'  hosts: ["127.0.0.1:{first.port}", "127.0.0.1:{second.port}"]\n'
+        )
+        transport = make_transport(parse_config(text, env={}).pipeline().output)
+        try:
+            send_and_wait(transport, [b"first"])  # acknowledged by the first's kernel, never read
+            first.close_now.set()
+            assert first.closed.wait(TIMEOUT)
+            first.listener.close()
+            time.sleep(0.1)  # the reset reaches us
+            send_and_wait(transport, [b"second"])
+            transport.close()
+        finally:
+            first.join()
+    assert second.received == [b"5 first6 second"]
