@@ -82,6 +82,8 @@ def test_mutual_tls(s3: Any, collector: Any, certs: Any, tmp_path: Path) -> None
     result = _run(s3, tmp_path, rsyslog.port, tls)
     assert result.returncode == 0, result.stderr
     assert bodies(rsyslog.wait_for(len(backlog.events))) == backlog.events
+    assert "delivered" in result.stderr  # the log is there...
+    assert "closing with" not in result.stderr  # ...and gtls hung up cleanly: nothing to send again
 
 
 def test_server_name_override_and_tls_1_3(s3: Any, collector: Any, certs: Any, tmp_path: Path) -> None:
@@ -91,6 +93,7 @@ def test_server_name_override_and_tls_1_3(s3: Any, collector: Any, certs: Any, t
     tls = {"ca_file": str(certs.ca_file), "server_name": "localhost", "min_version": "1.3"}
     result = _run(s3, tmp_path, rsyslog.port, tls, host="127.0.0.1")
     assert result.returncode == 0, result.stderr
+    assert "closing with" not in result.stderr  # ossl hung up cleanly: nothing left to send again
     assert bodies(rsyslog.wait_for(len(backlog.events))) == backlog.events
     time.sleep(0.2)
     assert len(rsyslog.messages()) == len(backlog.events)
