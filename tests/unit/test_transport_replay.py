@@ -17,7 +17,7 @@ from forwarder.transports.replay import Tail
 from forwarder.transports.stream import StreamTransport
 from tests.support.certs import context_pair
 from tests.support.sending import send_and_wait
-from tests.unit.test_transport import TIMEOUT, Connections, StreamServer, read_to_eof
+from tests.unit.test_transport import TIMEOUT, Connections, StreamServer
 
 
 class Clock:
@@ -73,6 +73,18 @@ def test_lost_twice_before_a_connection_keeps_everything_in_order() -> None:
     assert tail.take() == [b"one", b"two", b"three"]
 
 
+def _read_until_closed(conn: socket.socket) -> bytes:
+    """What arrives until the sender closes or resets the connection."""
+    conn.settimeout(TIMEOUT)
+    chunks = []
+    try:
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
 class ClosingUnread:
     """A collector that accepts, reads nothing, and closes with the bytes unread once told
     (its kernel then resets the connection and discards them: a restart or kill -9 at the
@@ -101,7 +113,7 @@ class ClosingUnread:
         self.closed.set()
         for _ in range(self.later):
             with self._accept() as conn:
-                self.received.append(read_to_eof(conn))
+                self.received.append(_read_until_closed(conn))
 
     def join(self) -> None:
         self.thread.join(TIMEOUT)
@@ -158,6 +170,53 @@ def test_what_is_to_go_again_waits_while_the_collector_is_down() -> None:
     finally:
         server.join()
     assert server.received == [b"5 first6 second"]
+
+
+class FailingSend(socket.socket):
+    """A TCP socket whose *fail_at*-th sendall fails, as a connection reset mid-write would."""
+
+    fail_at = 1
+    sends = 0
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:  # type: ignore[override]
+        self.sends += 1
+        if self.sends == self.fail_at:
+            raise BrokenPipeError(32, "Broken pipe")
+        super().sendall(data, flags)
+
+
+@pytest.mark.parametrize(
+    ("fail_at", "second_connection_got"),
+    [(1, b""), (2, b"5 first")],
+    ids=["writing-the-batch-to-send-again", "writing-the-pipelines-batch"],
+)
+def test_a_connection_that_fails_while_sending_again_keeps_the_batches_to_send_again(
+    fail_at: int, second_connection_got: bytes
+) -> None:
+    """The next connection fails while the batch to send again is written, or after it, on
+    the pipeline's batch: the batch to send again goes once more, first, on the one after."""
+    server = ClosingUnread(later=2)
+    made: list[socket.socket] = []
+
+    def connect() -> socket.socket:
+        sock = FailingSend() if len(made) == 1 else socket.socket()
+        if isinstance(sock, FailingSend):
+            sock.fail_at = fail_at
+        sock.settimeout(TIMEOUT)
+        sock.connect(("127.0.0.1", server.port))
+        made.append(sock)
+        return sock
+
+    transport = StreamTransport(connect, "octet_counting", "tcp://test", ack_timeout_secs=2)
+    try:
+        _acknowledged_then_closed_unread(server, transport)
+        with pytest.raises(SendError, match="Broken pipe"):
+            send_and_wait(transport, [b"second"])
+        send_and_wait(transport, [b"second"])
+        transport.close()
+    finally:
+        server.join()
+    assert server.received == [second_connection_got, b"5 first6 second"]
 
 
 def test_closing_with_batches_still_to_go_again_says_so(caplog: pytest.LogCaptureFixture) -> None:
