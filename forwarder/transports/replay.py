@@ -5,7 +5,8 @@ TCP acknowledges bytes when they reach the collector's receive buffer, not when 
 collector has read them. A collector that closes a connection with bytes still unread (an
 rsyslog restart or ``kill -9`` the moment a batch arrived, or after it froze) makes its
 kernel discard them and answer with a reset: events acknowledged, counted delivered, and
-never read. Only a clean close (FIN) proves the collector read everything before it. So
+never read. Only a clean close (FIN) proves the collector read everything before it (read,
+not stored: what it does next is its own affair). So
 the stream transport keeps the last batches acknowledged (those within ``REPLAY_SECS`` of
 the newest acknowledgement, at most ``REPLAY_BYTES``, and always the newest one), forgets
 them when the connection ends cleanly, and after any other end sends them again, first, on
@@ -15,7 +16,9 @@ The bounds: what a collector holds unread is at most its receive buffer, and one
 keeps reading holds milliseconds' worth; 4 MiB covers the buffers Linux starts with and
 most it grows to (6 MiB at most by default), at that much memory per stream at worst. The
 age is counted back from the newest acknowledgement, not from now: a collector that froze
-with its buffer full acknowledged nothing since, however long ago that was.
+with its buffer full acknowledged nothing since, however long ago that was; 120 s covers
+one that drains a full buffer slowly. The cost is repeats: a connection reset while idle
+(a firewall's idle timeout) sends the last burst's batches again.
 """
 
 from __future__ import annotations
