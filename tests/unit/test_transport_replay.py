@@ -7,6 +7,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -146,6 +147,24 @@ def test_a_batch_acknowledged_and_thrown_away_unread_is_sent_again_first(protoco
     assert len(connections.sockets) == 2
 
 
+def _failures_then_delivered(
+    server: ClosingUnread, connect: Callable[[], socket.socket], failures: int, match: str
+) -> None:
+    """Over connections from *connect*: "first" acknowledged and thrown away unread, then
+    *failures* sends of "second" that fail (SendError matching *match*), then one that
+    goes through; the transport and *server* are closed after."""
+    transport = StreamTransport(connect, "octet_counting", "tcp://test", ack_timeout_secs=2)
+    try:
+        _acknowledged_then_closed_unread(server, transport)
+        for _ in range(failures):
+            with pytest.raises(SendError, match=match):
+                send_and_wait(transport, [b"second"])
+        send_and_wait(transport, [b"second"])
+        transport.close()
+    finally:
+        server.join()
+
+
 def test_what_is_to_go_again_waits_while_the_collector_is_down() -> None:
     """The collector resets, then refuses connections for a while: the batch it may have
     thrown away is kept through the failed attempts and goes first once it is back."""
@@ -159,16 +178,7 @@ def test_what_is_to_go_again_waits_while_the_collector_is_down() -> None:
             raise ConnectionRefusedError(111, "Connection refused")
         return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
 
-    transport = StreamTransport(connect, "octet_counting", "tcp://test", ack_timeout_secs=2)
-    try:
-        _acknowledged_then_closed_unread(server, transport)
-        for _ in range(2):
-            with pytest.raises(SendError, match="connection refused"):
-                send_and_wait(transport, [b"second"])
-        send_and_wait(transport, [b"second"])
-        transport.close()
-    finally:
-        server.join()
+    _failures_then_delivered(server, connect, 2, "connection refused")
     assert server.received == [b"5 first6 second"]
 
 
@@ -207,15 +217,7 @@ def test_a_connection_that_fails_while_sending_again_keeps_the_batches_to_send_a
         made.append(sock)
         return sock
 
-    transport = StreamTransport(connect, "octet_counting", "tcp://test", ack_timeout_secs=2)
-    try:
-        _acknowledged_then_closed_unread(server, transport)
-        with pytest.raises(SendError, match="Broken pipe"):
-            send_and_wait(transport, [b"second"])
-        send_and_wait(transport, [b"second"])
-        transport.close()
-    finally:
-        server.join()
+    _failures_then_delivered(server, connect, 1, "Broken pipe")
     assert server.received == [second_connection_got, b"5 first6 second"]
 
 
