@@ -21,6 +21,7 @@ from forwarder.errors import ConfigError
 from forwarder.observe.health import Health
 from forwarder.sources.catoapi import CallBudget
 from forwarder.sources.feedhealth import FeedHealth
+from tests.support.clock import Clock
 
 
 def source(lines: str, kind: str = "events_feed") -> str:
@@ -86,14 +87,6 @@ def test_the_host_alone_gets_the_graphql_path() -> None:
     """endpoint may be the regional host alone; the GraphQL path is added."""
     settings = load("  account_ids: 1\n  endpoint: https://api.us1.catonetworks.com\n")
     assert settings.url == "https://api.us1.catonetworks.com/api/v1/graphql2"
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_budget_lets_calls_go_at_once_until_the_minute_is_spent() -> None:

@@ -16,14 +16,7 @@ from forwarder.errors import ConfigError, FetchError
 from forwarder.observe.endpoint import Endpoint, readiness
 from forwarder.observe.health import Health
 from forwarder.sources.base import LogObject
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def make_health(stuck_after: float = 600) -> tuple[Health, Clock, Clock]:

@@ -9,14 +9,7 @@ import pytest
 
 from forwarder.coordination.lease import Lease, expired, lease_clock, lease_key, pipeline_of, read_lease
 from forwarder.errors import CheckpointError, LeaseLost
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def lease(clock: Clock) -> Lease:

@@ -11,16 +11,9 @@ from typing import Any
 import pytest
 
 from forwarder.observe.logs import RepeatFilter, mask, setup_logging, show_status
+from tests.support.clock import Clock
 
 log = logging.getLogger("forwarder.test")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Terminal(io.StringIO):
@@ -99,7 +92,7 @@ def test_mask_replaces_every_occurrence() -> None:
 
 def test_repeats_within_the_window_are_counted_not_written() -> None:
     """The same message again within the window is dropped; the next one written says how many."""
-    clock = Clock()
+    clock = Clock(1000.0)
     repeats = RepeatFilter(60, clock)
     assert repeats.filter(record("collector down"))
     for _ in range(4):
@@ -116,7 +109,7 @@ def test_repeats_within_the_window_are_counted_not_written() -> None:
 
 def test_repeats_differ_by_level_and_text() -> None:
     """Only the same logger, level and text count as a repeat."""
-    repeats = RepeatFilter(60, Clock())
+    repeats = RepeatFilter(60, Clock(1000.0))
     assert repeats.filter(record("x"))
     assert repeats.filter(record("x", logging.ERROR))
     assert repeats.filter(record("y"))
@@ -124,7 +117,7 @@ def test_repeats_differ_by_level_and_text() -> None:
 
 def test_repeats_that_stop_are_summed_up_later() -> None:
     """Repeats of a message that does not come back are summed up once its window is over."""
-    clock = Clock()
+    clock = Clock(1000.0)
     repeats = RepeatFilter(60, clock)
     repeats.filter(record("stuck"))
     clock.now += 1

@@ -10,18 +10,11 @@ import pytest
 from forwarder.core.checkpoint import Position
 from forwarder.observe.progress import Backlog, Progress, _duration
 from forwarder.sources.base import LogObject
+from tests.support.clock import Clock
 
 
 def obj(sequence: int, size: int = 100, modified: float = 0.0) -> LogObject:
     return LogObject(f"K/CATO{sequence}.zip", size, modified or 1_000_000.0 + 30 * sequence, sequence)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_nothing_known_before_a_listing() -> None:
@@ -96,7 +89,7 @@ def test_nothing_delivered_or_fetched_has_no_lag() -> None:
 
 
 def progress_with(files: int, interval: float) -> tuple[Backlog, Progress, Clock, list[str]]:
-    backlog, clock, shown = Backlog(), Clock(), []
+    backlog, clock, shown = Backlog(), Clock(50.0), []
     backlog.listed([obj(s, size=1000) for s in range(1, files + 1)])
     backlog.fetched(obj(1), None)
     return backlog, Progress(backlog, interval, shown.append, clock), clock, shown

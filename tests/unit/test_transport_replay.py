@@ -17,16 +17,9 @@ from forwarder.transports.factory import make_transport
 from forwarder.transports.replay import Tail
 from forwarder.transports.stream import StreamTransport
 from tests.support.certs import context_pair
+from tests.support.clock import Clock
 from tests.support.sending import send_and_wait
 from tests.unit.test_transport import TIMEOUT, Connections, StreamServer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_tail_keeps_what_was_acknowledged_within_the_bounds_and_gives_it_back_in_order() -> None:
