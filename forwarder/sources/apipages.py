@@ -22,7 +22,7 @@ from typing import Any
 from forwarder.config import CatoApiAccess
 from forwarder.errors import FetchError
 from forwarder.sources.base import Cursor, Gap, LogObject, Unpack
-from forwarder.sources.catoapi import CatoApi, Interrupted, MarkerRefused
+from forwarder.sources.catoapi import CatoApi, Interrupted
 from forwarder.sources.feedhealth import FeedHealth
 
 
@@ -110,12 +110,15 @@ class PagedSource:
     def backlog(self, cursor: Cursor | None) -> tuple[int, str] | None:
         return None  # only reading tells, and reading spends the call budget
 
-    def _query(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """One call, told to the feed's health (a stop's interruption and a marker the API no
-        longer knows are not the API's failures: they pass on untold)."""
+    def _query(
+        self, query: str, variables: dict[str, Any], untold: tuple[type[Exception], ...] = (Interrupted,)
+    ) -> dict[str, Any]:
+        """One call, told to the feed's health. A stop's interruption is not the API's failure,
+        nor is anything else in *untold* (eventsFeed recovers from a refused marker): those
+        pass on untold."""
         try:
             answer = self._api.call(query, variables)
-        except (Interrupted, MarkerRefused):
+        except untold:
             raise
         except FetchError as exc:
             self._health.failed(str(exc))

@@ -152,7 +152,7 @@ class EventsFeedSource(PagedSource):
         variables: dict[str, Any] = {"accountIDs": self._accounts, "marker": marker}
         if self._filters:
             variables["filters"] = self._filters
-        return self._query(QUERY, variables)
+        return self._query(QUERY, variables, untold=(Interrupted, MarkerRefused))
 
     def _marker_of(self, answer: dict[str, Any], before: str) -> str:
         marker = answer.get("marker")

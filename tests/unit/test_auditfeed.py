@@ -6,13 +6,14 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from forwarder.compose import build_source
 from forwarder.core.observer import Observer
 from forwarder.sources.auditfeed import AuditFeedSource
-from forwarder.sources.catoapi import CallBudget, CatoApi
+from forwarder.sources.catoapi import CallBudget, CatoApi, MarkerRefused
 from forwarder.sources.feedhealth import FeedHealth
 from tests.support.apisource import Collector, api_config, open_pipeline
 from tests.support.cato_api import DEFAULT_ACCOUNT, CatoApiServer, CatoClock, make_audit_record
@@ -107,3 +108,34 @@ def test_the_audit_feed_is_built_from_config(tmp_path: Path, api: CatoApiServer)
     config = api_config(tmp_path, api, kind="audit_feed")
     source = build_source(config.pipeline(), Observer(), threading.Event())
     assert isinstance(source, AuditFeedSource) and source.id == "cato-api://127.0.0.1/auditFeed"
+
+
+class RefusingApi:
+    """A CatoApi stand-in whose every call is refused for the marker."""
+
+    url = "https://api.example"
+
+    def call(self, query: str, variables: dict[str, object]) -> dict[str, object]:
+        raise MarkerRefused(f"{self.url}: auditFeed: invalid marker")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_refused_marker_is_told_to_the_feeds_health(tmp_path: Path, api: CatoApiServer) -> None:
+    """auditFeed has no recovery for a refused marker: it is a failed call, which the feed's
+    health counts (its loud error once no call succeeded for max_age_secs)."""
+    settings = api_config(tmp_path, api, kind="audit_feed").pipeline().source
+    failures: list[str] = []
+
+    class Health(FeedHealth):
+        def failed(self, why: str) -> None:
+            failures.append(why)
+
+    refusing: Any = RefusingApi()
+    source = AuditFeedSource(settings, refusing, Health("auditFeed", 3600), clock=api.clock.now)
+    start = source.start()
+    assert start is not None
+    with pytest.raises(MarkerRefused):
+        list(source.pending(start))
+    assert failures == ["https://api.example: auditFeed: invalid marker"]
