@@ -112,11 +112,9 @@ class JsonRenderer:
         return remember(self._shapes, key, shape, _CACHED)
 
     @staticmethod
-    def _texts(values: tuple[Any, ...]) -> list[str] | None:
-        """The values' texts, None when one is null."""
-        if _PLAIN.issuperset(map(type, values)):
-            return list(map(str, values))
-        return None if None in values else [v if type(v) is str else value_text(v) for v in values]
+    def _texts(values: tuple[Any, ...]) -> tuple[str, ...] | None:
+        """The texts of values not all plain (arrays, booleans), None when one is null."""
+        return None if None in values else tuple(v if type(v) is str else value_text(v) for v in values)
 
     def _cef_line(
         self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
@@ -139,7 +137,7 @@ class JsonRenderer:
         if plain or _PLAIN.issuperset(map(type, values)):
             return _cef_fill(head, shape, values, plain)
         texts = self._texts(values)  # typed values (arrays, booleans) as text
-        return None if texts is None else _cef_fill(head, shape, tuple(texts))
+        return None if texts is None else _cef_fill(head, shape, texts)
 
     def _leef_line(
         self, event: dict[str, Any], name: str | None, moment: int | None, plain: bool
@@ -163,7 +161,7 @@ class JsonRenderer:
         if plain or _PLAIN.issuperset(map(type, values)):
             return _leef_fill(head, shape, values, plain)
         texts = self._texts(values)
-        return None if texts is None else _leef_fill(head, shape, tuple(texts))
+        return None if texts is None else _leef_fill(head, shape, texts)
 
 
 def _cef_fill(head: str, shape: _Shape, values: tuple[Any, ...], plain: bool = False) -> str:
