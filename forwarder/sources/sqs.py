@@ -86,11 +86,6 @@ class QueueSource(IntegrationSource):
             waiting = sorted(self._waiting, key=lambda o: self.identity(o) != current)
         yield from waiting
         while not self._closed and (messages := self.queue.receive()):
-            if self._closed:  # received while closing: nobody will renew them, so hand them back
-                self._hand_back(
-                    {m["MessageId"]: m["ReceiptHandle"] for m in messages}, "received while closing"
-                )
-                return
             # every message received is held (or deleted) before any object is handed out
             objects = [o for message in messages for o in self._admit(message, ledger)]
             if self.on_listing is not None:
@@ -140,8 +135,13 @@ class QueueSource(IntegrationSource):
             self.queue.delete(mid, message["ReceiptHandle"])
             return []
         with self._lock:
-            self._held[mid] = Held(message["ReceiptHandle"], {o.key for o in objects})
-            self._waiting += objects
+            closed = self._closed
+            if not closed:
+                self._held[mid] = Held(message["ReceiptHandle"], {o.key for o in objects})
+                self._waiting += objects
+        if closed:  # received while closing (a long poll outlives a stop): nobody would renew it
+            self._hand_back({mid: message["ReceiptHandle"]}, "received while closing")
+            return []
         self.queue.keep(self._receipts)
         return objects
 
@@ -195,11 +195,11 @@ class QueueSource(IntegrationSource):
 
     def close(self) -> None:
         """Stop renewing; make the messages not done visible to other readers at once."""
-        self._closed = True
-        self.queue.stop()
-        receipts = self._receipts()
-        with self._lock:
+        with self._lock:  # with _admit's: a message is either held here, or handed back there
+            self._closed = True
+            receipts = {mid: held.receipt for mid, held in self._held.items()}
             self._held, self._waiting = {}, []
+        self.queue.stop()
         if receipts:
             self._hand_back(receipts, "not done")
 
