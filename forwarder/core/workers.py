@@ -107,9 +107,11 @@ class WorkerPool:
         # The least busy; between equals, the one given fewer jobs so far (a tie went to the
         # first: it read two files in three and the other idled).
         process = min(alive, key=lambda p: (len(p.jobs), p.given), default=None)
+        if self._closed:  # as close() ends the jobs it finds (not read in the pipeline's thread)
+            job.items.append(WorkerDied(f"{job.label}: the worker pool closed (stopping)", False))
+            self.end(job, None)
+            return
         try:
-            if self._closed:
-                raise OSError("the worker pool is closed (the forwarder is stopping)")
             if process is None or (process.jobs and len(alive) < self.size):
                 process = self._spawn()
         except OSError as exc:  # its pipeline reads it itself, as with workers: 1

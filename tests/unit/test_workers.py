@@ -361,6 +361,20 @@ def test_close_ends_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         list(jobs[1])
 
 
+def test_a_job_opened_after_close_ends_as_closed_not_read_in_the_thread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A prefetch that opens an object while the forwarder stops: WorkerDied (the pool
+    closed), not a warning that no worker could start and a read in the pipeline's thread."""
+    path = tmp_path / "a.zip"
+    path.write_bytes(make_zip([("m.log", events(0, 5))]))
+    pool = WorkerPool(1)
+    pool.close()
+    with pytest.raises(WorkerDied, match="closed"):
+        list(pool.open(path, str(path), settings(), encoder(), 0))
+    assert "cannot start a worker process" not in caplog.text
+
+
 def test_workers_end_when_the_forwarder_is_killed(tmp_path: Path) -> None:
     """kill -9 of the process that owns the pool leaves no worker behind: their pipes close."""
     path = tmp_path / "big.zip"
