@@ -94,9 +94,7 @@ class Runner:
             self._failed(worker, observer, exc)
             return
         except BaseException as exc:
-            log.exception("pipeline %s: cannot start (a bug: please report it)", name)
-            worker.error = exc
-            observer.stopped(f"cannot start, unexpected error (a bug: please report it): {exc!r}")
+            self._crashed(worker, observer, exc, starting=True)
             return
         try:
             if self._once:
@@ -110,9 +108,7 @@ class Runner:
         except ForwarderError as exc:
             self._failed(worker, observer, exc)
         except BaseException as exc:
-            log.exception("pipeline %s stopped on an unexpected error (a bug: please report it)", name)
-            worker.error = exc
-            observer.stopped(f"unexpected error (a bug: please report it): {exc!r}")
+            self._crashed(worker, observer, exc, starting=False)
         finally:
             try:
                 pipeline.close()
@@ -124,6 +120,17 @@ class Runner:
         worker.error = exc
         log.error("%s", exc)
         observer.stopped(str(exc))
+
+    @staticmethod
+    def _crashed(worker: Worker, observer: Observer, exc: BaseException, starting: bool) -> None:
+        """A bug: logged with its traceback, and told to the pipeline's health."""
+        name, what = worker.config.name, "cannot start, " if starting else ""
+        if starting:
+            log.exception("pipeline %s: cannot start (a bug: please report it)", name)
+        else:
+            log.exception("pipeline %s stopped on an unexpected error (a bug: please report it)", name)
+        worker.error = exc
+        observer.stopped(f"{what}unexpected error (a bug: please report it): {exc!r}")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every pipeline's thread ended (or *timeout*); True when all did."""
