@@ -57,10 +57,8 @@ def _dead_letters(path: Path) -> tuple[bool, str]:
 
 
 def _checkpoint(
-    store: Checkpoint, source: Source, start: object, position: Position | None, error: ForwarderError | None
+    store: Checkpoint, source: Source, start: object, position: Position | None
 ) -> tuple[bool, str]:
-    if error is not None:
-        return False, str(error)
     if isinstance(store, CheckpointStore):
         directory = store.path.parent
         if directory.exists() and not os.access(directory, os.W_OK):
@@ -93,7 +91,10 @@ def check_pipeline(
         position, error = None, exc  # the checkpoint line says why
     passed, detail = source.check(position.cursor if position else None)
     report(passed, prefix + ("bucket" if hasattr(config.source, "bucket") else "api"), detail)
-    passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""), position, error)
+    if error is not None:  # unreadable: the line says why
+        passed, detail = False, str(error)
+    else:
+        passed, detail = _checkpoint(store, source, getattr(config.source, "start", ""), position)
     report(passed, f"{prefix}checkpoint", detail)
     if fleet is None:
         passed, detail = _dead_letters(state_files(config)["parser.dead_letter_path"])
