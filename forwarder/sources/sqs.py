@@ -176,10 +176,9 @@ class QueueSource(IntegrationSource):
             done: list[LogObject] = []
             kept: list[LogObject] = []
             for o in self._waiting:
-                finished_here = (o.ref.message, o.key) == named
-                (
-                    done if finished_here or ledger.state(self.name(o.key), o.ref.etag) == DONE else kept
-                ).append(o)
+                state = ledger.state(self.name(o.key), o.ref.etag)
+                is_done = (o.ref.message, o.key) == named or state == DONE
+                (done if is_done else kept).append(o)
             if not done:
                 return
             self._waiting = kept
