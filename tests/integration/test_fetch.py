@@ -215,9 +215,8 @@ def test_corrupt_zip_under_stop_holds_the_position_until_replaced(
     )
     process = background("run", "--config", str(config))
 
-    wait_holding(config)
+    status = wait_holding(config)
     assert len(rsyslog.messages()) == EVENTS  # file 1 only: nothing overtook file 2
-    status = status_of(config)
     assert status["stuck_on"]["key"] == backlog.keys[1] and status["position"]["sequence"] == 1
     assert "on_bad_file: stop holds the position" in status["last_error"]["message"]
     client.put_object(Bucket=BUCKET, Key=backlog.keys[1], Body=good)

@@ -207,14 +207,18 @@ def status_of(config: Path) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
-def wait_holding(config: Path) -> None:
-    """Wait until the forwarder of *config* says on_bad_file: stop holds it on a bad file."""
+def wait_holding(config: Path) -> dict[str, Any]:
+    """Wait until the forwarder of *config* says on_bad_file: stop holds it on a bad file;
+    the status that says so (each later try records its plain error first for a moment)."""
+    seen: dict[str, Any] = {}
 
     def holding() -> bool:
-        error = status_of(config)["last_error"] or {}
+        seen.update(status_of(config))
+        error = seen["last_error"] or {}
         return "on_bad_file: stop holds the position" in error.get("message", "")
 
     wait_until(holding, "the forwarder to say it holds the position")
+    return seen
 
 
 def one_error(result: subprocess.CompletedProcess[str]) -> str:
